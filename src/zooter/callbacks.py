@@ -1,0 +1,90 @@
+"""Callbacks that write run outputs: test metrics as JSON and routing predictions as JSON Lines.
+
+Files go to the run directory (the first logger's ``log_dir``, else ``trainer.default_root_dir``)
+and are written by rank 0 only, atomically (a temporary file renamed into place), so a killed run
+never leaves a truncated file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info
+
+
+def run_dir(trainer: Trainer) -> Path:
+    """Where this run's files go: the first logger's directory, else the trainer's root dir."""
+    for logger in trainer.loggers:
+        directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        if directory:
+            return Path(directory)
+    return Path(trainer.default_root_dir)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+class TestMetricsWriter(Callback):
+    """After ``test``, writes ``test_metrics.json`` (flat: every logged ``test/...`` value) and prints its path."""
+
+    def __init__(self, filename: str = "test_metrics.json") -> None:
+        self.filename = filename
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
+        path = run_dir(trainer) / self.filename
+        write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+        rank_zero_info(f"zooter: test metrics written to {path}")
+
+
+class RoutingPredictionWriter(BasePredictionWriter):
+    """After ``predict``, writes ``predictions.jsonl``: one row per input query, in input order, with
+    ``id``, ``route`` (the chosen candidate) and ``probs`` ({candidate: probability}). Under DDP the
+    ranks' rows are gathered on rank 0 and checked for gaps and duplicates before writing."""
+
+    def __init__(self, filename: str = "predictions.jsonl") -> None:
+        super().__init__(write_interval="epoch")
+        self.filename = filename
+
+    def write_on_epoch_end(
+        self, trainer: Trainer, pl_module: LightningModule, predictions: Sequence[Any], batch_indices: Sequence[Any]
+    ) -> None:
+        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        index = torch.cat([b["index"] for b in batches]) if batches else torch.empty(0, dtype=torch.long)
+        probs = torch.cat([b["probs"] for b in batches]) if batches else torch.empty(0)
+        if trainer.world_size > 1:
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, (index, probs))
+            index = torch.cat([g[0] for g in gathered])
+            probs = torch.cat([g[1] for g in gathered])
+        if not trainer.is_global_zero:
+            return
+        ids = trainer.datamodule.tables["predict"].ids
+        order = torch.argsort(index)
+        index, probs = index[order], probs[order]
+        expected = torch.arange(len(ids))
+        if index.shape != expected.shape or not torch.equal(index, expected):
+            raise RuntimeError(
+                f"predictions cover {index.unique().numel()} distinct of {len(ids)} queries in {index.numel()} rows"
+            )
+        candidates = pl_module.candidates
+        lines = []
+        for i, row in zip(index.tolist(), probs.tolist()):
+            route = candidates[max(range(len(row)), key=row.__getitem__)]
+            lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row))}))
+        path = run_dir(trainer) / self.filename
+        write_atomic(path, "\n".join(lines) + "\n")
+        rank_zero_info(f"zooter: {len(lines)} predictions written to {path}")

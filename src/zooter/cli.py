@@ -1,0 +1,75 @@
+"""The ``zooter`` command.
+
+- ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.model.RouterModule`
+  subclasses and :class:`~zooter.data.ZooterDataModule` (``--config`` repeatable, ``--print_config``).
+- ``zooter synth``: write a synthetic routing table (see :mod:`zooter.synth`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from jsonargparse import CLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from zooter.callbacks import RoutingPredictionWriter, TestMetricsWriter
+from zooter.data import ZooterDataModule
+from zooter.model import RouterModule
+from zooter.schema import write_jsonl
+from zooter.synth import SynthConfig, generate
+
+EXTRA_COMMANDS = ("synth",)
+
+
+class ZooterCLI(LightningCLI):
+    """LightningCLI with the data-to-model links and zooter's output callbacks always on."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.encoder", "model.init_args.encoder")
+        for value in ("candidates", "vocab_size", "tokenizer_fingerprint"):
+            parser.link_arguments(f"data.{value}", f"model.init_args.{value}", apply_on="instantiate")
+        parser.add_lightning_class_args(TestMetricsWriter, "test_metrics_writer")
+        parser.add_lightning_class_args(RoutingPredictionWriter, "prediction_writer")
+        parser.set_defaults({"model": {"class_path": "zooter.model.ZooterRouter"}})
+
+
+def synth(out: Path = Path("data/synth.jsonl"), table: SynthConfig | None = None) -> Path:
+    """Write a synthetic routing table as JSON Lines.
+
+    Args:
+        out: output file (.jsonl).
+        table: generator settings (sizes, noise levels, seed), e.g. ``--table.num_queries 48000``.
+    """
+    started = time.perf_counter()
+    table = generate(table or SynthConfig())
+    path = write_jsonl(table, out)
+    tags = {t for row_tags in table.tags for t in row_tags}
+    print(
+        f"zooter synth: {len(table)} queries x {len(table.candidates)} candidates, {len(tags)} tags, "
+        f"judges {table.judges} -> {path} ({time.perf_counter() - started:.1f}s)"
+    )
+    return path
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of the ``zooter`` console script (``args`` for calling it from Python and tests)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "synth":
+        CLI(synth, args=argv[1:])
+        return
+    ZooterCLI(
+        RouterModule,
+        ZooterDataModule,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": "zooter: reward-guided routing of queries across LLMs. "
+                                      "Also: `zooter synth --help` writes a synthetic routing table."},
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()

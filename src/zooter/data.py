@@ -1,0 +1,330 @@
+"""ZooterDataModule: routing tables -> validated splits -> cached tokens -> batches with reward targets.
+
+Where the work happens:
+
+- ``__init__`` (every process): read and validate the tables, split them, build the tokenizer. This
+  fixes ``candidates`` and ``vocab_size`` before the model is built (the CLI links them to the model).
+- ``prepare_data`` (one process per node): tokenize every table once and save the tokens under
+  ``cache_dir``, keyed by (queries, tokenizer, max_length). A second run, or a sweep over ``beta``,
+  ``temperature`` or ``standardization``, loads them back and never re-tokenizes.
+- ``setup`` (every process): load the tokens, compute targets (standardize, softmax, tag table from
+  the TRAINING split only, beta mixing) and the best single model on average (chosen on train).
+
+``batch_size`` is per process: under DDP each of ``devices x num_nodes`` processes takes
+``batch_size`` queries per step, so the effective batch is ``batch_size x world size x
+accumulate_grad_batches``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader, Dataset
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from zooter import encoders, targets
+from zooter.schema import SCORES_JUDGE, RoutingTable, TableError, load_table
+from zooter.synth import SynthConfig, generate
+
+SPLITS = ("train", "val", "test", "predict")
+
+
+class RoutingDataset(Dataset):
+    """One split: token ids plus, when the split is judged, targets and evaluation scores per query."""
+
+    def __init__(
+        self,
+        input_ids: list[list[int]],
+        target: np.ndarray | None = None,
+        judged: np.ndarray | None = None,
+        eval_scores: np.ndarray | None = None,
+        best_single: int | None = None,
+    ) -> None:
+        self.input_ids = input_ids
+        self.target = None if target is None else torch.as_tensor(target, dtype=torch.float32)
+        self.judged = None if judged is None else torch.as_tensor(judged, dtype=torch.bool)
+        self.eval_scores = None if eval_scores is None else torch.as_tensor(eval_scores, dtype=torch.float32)
+        self.best_single = best_single
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"input_ids": self.input_ids[index], "index": index}
+        if self.target is not None:
+            item["target"] = self.target[index]
+            item["judged"] = self.judged[index]
+        if self.eval_scores is not None:
+            item["eval_scores"] = self.eval_scores[index]
+            item["best_single_score"] = self.eval_scores[index, self.best_single]
+        return item
+
+
+@dataclass
+class RoutingCollator:
+    """Pads token ids per batch (dynamic padding) and stacks the per-query reward fields beside them."""
+
+    tokenizer: PreTrainedTokenizerBase
+
+    def __post_init__(self) -> None:
+        self._pad = DataCollatorWithPadding(self.tokenizer, return_tensors="pt")
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        extra = {key: [item.pop(key) for item in items] for key in list(items[0]) if key != "input_ids"}
+        batch = dict(self._pad(items))
+        for key, values in extra.items():
+            batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+        return batch
+
+
+def _tokenize(batch: dict[str, list[str]], tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict:
+    return tokenizer(batch["query"], truncation=True, max_length=max_length)
+
+
+class ZooterDataModule(LightningDataModule):
+    """Routing tables for training and evaluating a router.
+
+    Args:
+        path: one table, split into train/val/test by ``val_fraction``/``test_fraction`` and ``split_seed``
+            (or by ``folds``/``fold``). Leave all paths empty to use the embedded synthetic data.
+        train_path: a training table (instead of ``path``); ``val_path``/``test_path`` are then optional
+            (without ``val_path`` the validation split is cut from the training table).
+        val_path: validation table for ``train_path``.
+        test_path: test table for ``train_path``.
+        predict_path: queries to route with ``zooter predict`` (scores optional); default: the test split.
+        synth: the generator config used when no path is given.
+        candidates: the candidate order; ``None`` takes it from the data (order of first appearance).
+        train_judge: the judge whose scores train the router (``scores`` = the top-level field).
+        eval_judge: the judge that scores routing decisions in the metrics.
+        val_fraction: share of the queries held out for validation.
+        test_fraction: share of the queries held out for testing (ignored with ``folds``).
+        split_seed: seed of the split permutation.
+        folds: k for k-fold cross-validation over ``path`` (0 = off): fold ``fold`` is the test split.
+        fold: which fold is the test split.
+        min_judged: fewest judged candidates a query needs under the train and eval judges.
+        skip_underjudged: skip (count and report) such queries instead of raising.
+        beta: weight of the sample-level label in ``s* = beta * s + (1 - beta) * tag mean``.
+        temperature: softmax temperature over (standardized) rewards; the paper uses 1.
+        standardization: per-query reward standardization before the softmax.
+        min_tag_count: tags seen on fewer training queries are left out of the tag table.
+        encoder: encoder name (see :mod:`zooter.encoders`); linked to the model's encoder.
+        tokenizer_vocab_size: vocabulary size of the tokenizer trained for ``tiny-deberta``.
+        max_length: longest tokenized query (longer ones are truncated).
+        batch_size: queries per step PER PROCESS.
+        num_workers: DataLoader worker processes.
+        cache_dir: where tokenizers and tokenized tables are cached.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        synth: SynthConfig | None = None,
+        candidates: list[str] | None = None,
+        train_judge: str = SCORES_JUDGE,
+        eval_judge: str = SCORES_JUDGE,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
+        folds: int = 0,
+        fold: int = 0,
+        min_judged: int = 2,
+        skip_underjudged: bool = False,
+        beta: float = 1.0,
+        temperature: float = 1.0,
+        standardization: targets.Standardization = "none",
+        min_tag_count: int = 1,
+        encoder: str = encoders.TINY_DEBERTA,
+        tokenizer_vocab_size: int = 4096,
+        max_length: int = 128,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        cache_dir: str = ".zooter_cache",
+    ) -> None:
+        super().__init__()
+        # the resolved candidate list is logged with the model's hparams (it is linked there)
+        self.save_hyperparameters(ignore=["candidates"])
+        self._candidate_order = candidates
+        if path is not None and train_path is not None:
+            raise ValueError("give either data.path or data.train_path, not both")
+        if train_path is None and (val_path or test_path):
+            raise ValueError("data.val_path/data.test_path need data.train_path")
+        if folds == 1 or folds < 0 or (folds and not 0 <= fold < folds):
+            raise ValueError(f"need folds >= 2 and 0 <= fold < folds (or folds = 0); got folds={folds}, fold={fold}")
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"data.beta must be in [0, 1], got {beta}")
+        self.tables = self._load_tables()
+        self.candidates: list[str] = list(self.tables["train"].candidates)
+        self.tokenizer = encoders.build_tokenizer(
+            encoder, self.tables["train"].queries, tokenizer_vocab_size, cache_dir
+        )
+        self.vocab_size = len(self.tokenizer)
+        self.tokenizer_fingerprint = encoders.tokenizer_fingerprint(self.tokenizer)
+        self.datasets: dict[str, RoutingDataset] = {}
+        self.best_single_index: int | None = None
+
+    # ----------------------------------------------------------------------------------- loading
+    def _load_tables(self) -> dict[str, RoutingTable]:
+        hp = self.hparams
+        judges = (hp.train_judge, hp.eval_judge)
+        load = dict(required_judges=judges, min_judged=hp.min_judged, skip_underjudged=hp.skip_underjudged)
+        if hp.train_path is not None:
+            tables = {"train": load_table(hp.train_path, self._candidate_order, **load)}
+            fixed = tables["train"].candidates
+            for split, split_path in (("val", hp.val_path), ("test", hp.test_path)):
+                if split_path is not None:
+                    tables[split] = load_table(split_path, fixed, **load)
+            if "val" not in tables:
+                tables["train"], tables["val"] = self._cut(tables["train"], hp.val_fraction, hp.split_seed)
+        else:
+            if hp.path is not None:
+                full = load_table(hp.path, self._candidate_order, **load)
+            else:
+                synth = hp.synth or SynthConfig()
+                full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))
+                for judge in judges:
+                    full.judge(judge)
+            tables = self._split(full)
+        if hp.predict_path is not None:
+            tables["predict"] = load_table(
+                hp.predict_path, tables["train"].candidates, required_judges=(), min_judged=0, needs_scores=False
+            )
+        for split, table in tables.items():
+            if len(table) == 0:
+                raise TableError(f"the {split} split is empty ({table.source}); adjust the split fractions")
+            if table.skipped:
+                rank_zero_info(f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}, "
+                               f"e.g. {table.skipped[0]}")
+        return tables
+
+    def _split(self, full: RoutingTable) -> dict[str, RoutingTable]:
+        hp = self.hparams
+        order = np.random.default_rng(hp.split_seed).permutation(len(full))
+        if hp.folds:
+            test_mask = np.zeros(len(full), dtype=bool)
+            test_mask[np.array_split(order, hp.folds)[hp.fold]] = True
+            test, rest = order[test_mask[order]], order[~test_mask[order]]
+        else:
+            n_test = int(round(hp.test_fraction * len(full)))
+            test, rest = order[:n_test], order[n_test:]
+        n_val = int(round(hp.val_fraction * len(full)))
+        tables = {"val": full.subset(rest[:n_val]), "train": full.subset(rest[n_val:])}
+        if len(test):
+            tables["test"] = full.subset(test)
+        tables["train"].skipped = full.skipped
+        return tables
+
+    @staticmethod
+    def _cut(table: RoutingTable, fraction: float, seed: int) -> tuple[RoutingTable, RoutingTable]:
+        """Split a training table into (train, val) when no validation table is given."""
+        order = np.random.default_rng(seed).permutation(len(table))
+        n_cut = int(round(fraction * len(table)))
+        if n_cut == 0:
+            raise TableError(f"{table.source}: val_fraction={fraction} leaves no validation queries")
+        return table.subset(order[n_cut:]), table.subset(order[:n_cut])
+
+    # ----------------------------------------------------------------------------------- caching
+    def _cache_path(self, table: RoutingTable) -> Path:
+        key = hashlib.sha256()
+        key.update(f"{self.tokenizer_fingerprint}\0{self.hparams.max_length}\0".encode())
+        for query in table.queries:
+            key.update(query.encode())
+            key.update(b"\0")
+        return Path(self.hparams.cache_dir) / f"tokens-{key.hexdigest()[:16]}"
+
+    def prepare_data(self) -> None:
+        """Tokenize every table once and save the tokens (skipped when the cache already has them)."""
+        import datasets
+
+        for table in self.tables.values():
+            target = self._cache_path(table)
+            if (target / "dataset_info.json").is_file():
+                continue
+            tokens = datasets.Dataset.from_dict({"query": table.queries}).map(
+                _tokenize,
+                batched=True,
+                remove_columns=["query"],
+                fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.hparams.max_length},
+                desc=f"tokenizing {len(table)} queries",
+            )
+            tokens.select_columns(["input_ids"]).save_to_disk(str(target))
+
+    def _load_tokens(self, table: RoutingTable) -> list[list[int]]:
+        import datasets
+
+        target = self._cache_path(table)
+        if not (target / "dataset_info.json").is_file():
+            self.prepare_data()
+        return datasets.load_from_disk(str(target))["input_ids"][:]
+
+    # ----------------------------------------------------------------------------------- targets
+    def setup(self, stage: str | None = None) -> None:
+        """Load cached tokens and compute targets; beta/temperature/standardization apply here only."""
+        if self.datasets:
+            return
+        hp = self.hparams
+        train = self.tables["train"]
+        labels = targets.soft_labels(targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature)
+        self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count)
+        self.best_single_index = int(np.nanargmax(np.nanmean(train.judge(hp.eval_judge), axis=0)))
+        for split, table in self.tables.items():
+            tokens = self._load_tokens(table)
+            if split == "predict":
+                self.datasets[split] = RoutingDataset(tokens)
+                continue
+            target = targets.build_targets(
+                table.judge(hp.train_judge), table.tags, self.tag_table, hp.beta, hp.temperature, hp.standardization
+            )
+            judged = np.isfinite(table.judge(hp.train_judge))
+            self.datasets[split] = RoutingDataset(
+                tokens, target, judged, table.judge(hp.eval_judge), self.best_single_index
+            )
+        if "predict" not in self.datasets and "test" in self.datasets:
+            self.datasets["predict"] = self.datasets["test"]
+            self.tables["predict"] = self.tables["test"]
+        self._report(labels)
+
+    def _report(self, labels: np.ndarray) -> None:
+        sizes = ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
+        train_target = self.datasets["train"].target.numpy()
+        rank_zero_info(
+            f"zooter data: {sizes} queries; {len(self.candidates)} candidates; "
+            f"{len(self.tag_table.tags)} tags; best single on train: {self.candidates[self.best_single_index]}; "
+            f"mean entropy H(s)={targets.entropy(labels).mean():.3f}, H(s*)={targets.entropy(train_target).mean():.3f} "
+            f"nats (max {np.log(len(self.candidates)):.3f})"
+        )
+
+    # ----------------------------------------------------------------------------------- loaders
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if split not in self.datasets:
+            raise TableError(f"there is no {split} split: give data.{split}_path, or a {split} fraction > 0")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            collate_fn=RoutingCollator(self.tokenizer),
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

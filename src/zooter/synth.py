@@ -1,0 +1,187 @@
+"""The embedded default data: a seeded generator of routing tables that look like the real problem.
+
+Each query has a primary domain (and, sometimes, a secondary one) and a fine-grained topic. Its text
+is built from domain words and templates, so the text carries the routing signal. Each candidate has
+a latent skill per domain plus a per-topic offset; the hidden quality of a (query, candidate) pair is
+
+    z = w * skill[c, primary] + (1 - w) * skill[c, secondary] + topic_offset[c, topic] + noise
+
+``scores_by_judge`` holds that quality as seen by several judges:
+
+- ``true``: z itself (the hidden quality; use it as the evaluation judge);
+- ``rm_low_noise``: z + N(0, low_noise^2), a good reward model (also written as ``scores``);
+- ``rm_high_noise``: slope * z + per-candidate bias + N(0, high_noise^2), a noisy, biased reward model.
+
+Reward-model cells are left null (not judged) with probability ``missing_rate`` per query, one
+candidate at a time, so the masking code paths are exercised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from zooter.schema import SCORES_JUDGE, RoutingTable
+
+DOMAIN_WORDS: dict[str, tuple[str, ...]] = {
+    "code": ("python", "function", "recursion", "compiler", "pointer", "thread", "database", "query",
+             "regex", "array", "hashmap", "exception", "debugger", "api", "json", "docker", "kernel",
+             "closure", "iterator", "unittest", "refactor", "linter", "bytecode", "mutex", "socket",
+             "callback", "generator", "decorator", "runtime", "segfault"),
+    "math": ("integral", "derivative", "matrix", "eigenvalue", "polynomial", "theorem", "proof", "limit",
+             "probability", "vector", "equation", "prime", "logarithm", "series", "geometry", "triangle",
+             "algebra", "fraction", "inequality", "lemma", "calculus", "factorial", "permutation", "median",
+             "variance", "topology", "modulus", "sequence", "hyperbola", "quadratic"),
+    "writing": ("poem", "essay", "story", "metaphor", "character", "dialogue", "sonnet", "haiku", "plot",
+                "narrator", "headline", "slogan", "paragraph", "letter", "speech", "rhyme", "chapter",
+                "prologue", "satire", "limerick", "memoir", "tagline", "ballad", "fable", "monologue",
+                "outline", "anecdote", "eulogy", "toast", "verse"),
+    "science": ("photosynthesis", "molecule", "quantum", "gravity", "neuron", "enzyme", "galaxy", "atom",
+                "evolution", "ecosystem", "catalyst", "isotope", "protein", "plasma", "entropy",
+                "genome", "electron", "climate", "bacteria", "telescope", "magnetism", "orbit", "fossil",
+                "virus", "reaction", "spectrum", "tectonics", "mitosis", "neutrino", "hormone"),
+    "cooking": ("recipe", "sourdough", "saute", "marinade", "braise", "risotto", "pastry", "umami",
+                "simmer", "dough", "spice", "broth", "grill", "ferment", "custard", "vinaigrette",
+                "roast", "noodle", "dumpling", "casserole", "glaze", "caramel", "batter", "curry",
+                "stew", "souffle", "brine", "tortilla", "pesto", "meringue"),
+    "history": ("empire", "revolution", "treaty", "dynasty", "pharaoh", "renaissance", "colony",
+                "monarchy", "crusade", "senate", "medieval", "republic", "armistice", "feudalism",
+                "archive", "chronicle", "conquest", "siege", "reformation", "industrialization",
+                "independence", "constitution", "samurai", "viking", "caliphate", "parliament",
+                "abolition", "migration", "trade-route", "manuscript"),
+    "finance": ("budget", "mortgage", "dividend", "portfolio", "inflation", "bond", "equity", "loan",
+                "interest", "tax", "pension", "invoice", "revenue", "asset", "liability", "hedge",
+                "valuation", "liquidity", "audit", "payroll", "annuity", "derivative-contract", "credit",
+                "savings", "stock", "ledger", "cashflow", "forex", "margin", "startup"),
+    "health": ("sleep", "nutrition", "exercise", "vitamin", "stress", "posture", "hydration",
+               "meditation", "cardio", "protein-intake", "allergy", "migraine", "injury", "stretching",
+               "metabolism", "immunity", "therapy", "anxiety", "diet", "recovery", "blood-pressure",
+               "cholesterol", "fatigue", "symptom", "vaccine", "dosage", "physiotherapy", "wellbeing",
+               "fasting", "ergonomics"),
+}
+
+TEMPLATES = (
+    "How do I deal with {a} when {b} is involved?",
+    "Explain the difference between {a} and {b}.",
+    "Write a short note about {a}, {b} and {c}.",
+    "What is the best way to approach {a} if I already know {b}?",
+    "Can you help me with {a}? I keep getting stuck on {b} and {c}.",
+    "Give three tips on {a} for someone who is new to {b}.",
+    "Why does {a} matter for {b}? Please mention {c}.",
+    "Summarize what an expert would say about {a} and {b}.",
+)
+
+CANDIDATE_NAMES = ("generalist", "coder", "mathematician", "writer", "scientist", "chatty")
+JUDGES = ("true", "rm_low_noise", "rm_high_noise")
+
+
+@dataclass
+class SynthConfig:
+    """Sizes and noise levels of a synthetic routing table (all generation is seeded)."""
+
+    num_queries: int = 4000
+    num_candidates: int = 6
+    num_domains: int = 8
+    topics_per_domain: int = 12
+    secondary_domain_prob: float = 0.3
+    primary_weight: float = 0.7
+    skill_spread: float = 1.0
+    topic_sigma: float = 0.4
+    query_sigma: float = 0.3
+    low_noise: float = 0.3
+    high_noise: float = 1.5
+    high_noise_slope: float = 0.8
+    high_noise_bias: float = 0.5
+    missing_rate: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_domains <= len(DOMAIN_WORDS):
+            raise ValueError(f"num_domains must be in 1..{len(DOMAIN_WORDS)}, got {self.num_domains}")
+        words = min(len(w) for w in DOMAIN_WORDS.values())
+        if not 1 <= self.topics_per_domain <= words * (words - 1):
+            raise ValueError(f"topics_per_domain must be in 1..{words * (words - 1)}, got {self.topics_per_domain}")
+        if self.num_candidates < 2 or self.num_queries < 1:
+            raise ValueError("need num_candidates >= 2 and num_queries >= 1")
+
+
+def candidate_names(num_candidates: int) -> list[str]:
+    """Readable candidate names: the first six are fixed, then ``model_6``, ``model_7``, ..."""
+    return [CANDIDATE_NAMES[k] if k < len(CANDIDATE_NAMES) else f"model_{k}" for k in range(num_candidates)]
+
+
+def latent_skills(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Skill ``[candidates, domains]``: a flat generalist, then specialists strong in one domain each."""
+    n, d = config.num_candidates, config.num_domains
+    skills = rng.normal(-0.3, 0.25, size=(n, d)) * config.skill_spread
+    skills[0] = 0.35 * config.skill_spread  # the generalist: the best single model on average
+    for k in range(1, n):
+        skills[k, (k - 1) % d] = 1.0 * config.skill_spread
+    return skills
+
+
+def generate(config: SynthConfig | None = None) -> RoutingTable:
+    """Generate a routing table; the same config gives the same table."""
+    config = config or SynthConfig()
+    rng = np.random.default_rng(config.seed)
+    domains = list(DOMAIN_WORDS)[: config.num_domains]
+    n_q, n_c = config.num_queries, config.num_candidates
+
+    skills = latent_skills(config, rng)
+    topic_offset = rng.normal(0.0, config.topic_sigma, size=(n_c, config.num_domains, config.topics_per_domain))
+    primary = rng.integers(0, config.num_domains, n_q)
+    has_secondary = (rng.random(n_q) < config.secondary_domain_prob) & (config.num_domains > 1)
+    secondary = (primary + rng.integers(1, max(config.num_domains, 2), n_q)) % config.num_domains
+    secondary = np.where(has_secondary, secondary, primary)
+    topic = rng.integers(0, config.topics_per_domain, n_q)
+    template = rng.integers(0, len(TEMPLATES), n_q)
+    filler = rng.integers(0, 1 << 30, n_q)
+
+    quality = (
+        config.primary_weight * skills[:, primary].T
+        + (1 - config.primary_weight) * skills[:, secondary].T
+        + topic_offset[:, primary, topic].T
+        + rng.normal(0.0, config.query_sigma, size=(n_q, n_c))
+    )
+    bias = np.zeros(n_c)
+    bias[-1] = config.high_noise_bias  # the last candidate is over-rated by the noisy RM
+    judged = {
+        "true": quality,
+        "rm_low_noise": quality + rng.normal(0.0, config.low_noise, size=(n_q, n_c)),
+        "rm_high_noise": config.high_noise_slope * quality + bias + rng.normal(0.0, config.high_noise, (n_q, n_c)),
+    }
+    missing_rows = np.flatnonzero(rng.random(n_q) < config.missing_rate)
+    missing_cols = rng.integers(0, n_c, missing_rows.size)
+    for judge in ("rm_low_noise", "rm_high_noise"):
+        judged[judge][missing_rows, missing_cols] = np.nan
+
+    queries, tags = [], []
+    for i in range(n_q):
+        words_p, words_s = DOMAIN_WORDS[domains[primary[i]]], DOMAIN_WORDS[domains[secondary[i]]]
+        a, b = _topic_words(int(topic[i]), len(words_p))
+        c = words_s[filler[i] % len(words_s)]
+        queries.append(TEMPLATES[template[i]].format(a=words_p[a], b=words_p[b], c=c))
+        row_tags = [domains[primary[i]], f"{domains[primary[i]]}/{words_p[a]}_{words_p[b]}"]
+        if has_secondary[i]:
+            row_tags.append(domains[secondary[i]])
+        tags.append(row_tags)
+
+    scores = {name: np.round(matrix, 4) for name, matrix in judged.items()}
+    scores = {SCORES_JUDGE: scores["rm_low_noise"], **scores}
+    width = len(str(n_q - 1))
+    return RoutingTable(
+        ids=[f"synth-{i:0{width}d}" for i in range(n_q)],
+        queries=queries,
+        tags=tags,
+        candidates=candidate_names(n_c),
+        scores=scores,
+        source=f"synth({asdict(config)})",
+    )
+
+
+def _topic_words(topic: int, vocabulary: int) -> tuple[int, int]:
+    """The two distinct word positions that name topic number ``topic``."""
+    first, offset = divmod(topic, vocabulary - 1)
+    second = (first + 1 + offset) % vocabulary
+    return first, second

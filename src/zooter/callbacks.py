@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_info
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -47,7 +46,7 @@ class TestMetricsWriter(Callback):
         metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
         path = run_dir(trainer) / self.filename
         write_atomic(path, json.dumps(metrics, indent=2) + "\n")
-        rank_zero_info(f"zooter: test metrics written to {path}")
+        print(f"zooter: test metrics written to {path}", flush=True)
 
 
 class RoutingPredictionWriter(BasePredictionWriter):
@@ -87,4 +86,4 @@ class RoutingPredictionWriter(BasePredictionWriter):
             lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row))}))
         path = run_dir(trainer) / self.filename
         write_atomic(path, "\n".join(lines) + "\n")
-        rank_zero_info(f"zooter: {len(lines)} predictions written to {path}")
+        print(f"zooter: {len(lines)} predictions written to {path}", flush=True)

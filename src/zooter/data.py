@@ -192,6 +192,8 @@ class ZooterDataModule(LightningDataModule):
             else:
                 synth = hp.synth or SynthConfig()
                 full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))
+                if self._candidate_order is not None:
+                    full = full.with_candidates(self._candidate_order)
                 for judge in judges:
                     full.judge(judge)
             tables = self._split(full)

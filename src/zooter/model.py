@@ -130,7 +130,8 @@ class ZooterRouter(RouterModule):
     ) -> None:
         super().__init__(candidates)
         self.save_hyperparameters()
-        self.encoder = encoders.build_encoder(encoder, vocab_size, pretrained, encoder_config)
+        # from_pretrained returns a model in eval mode; Lightning keeps submodule modes, so reset it
+        self.encoder = encoders.build_encoder(encoder, vocab_size, pretrained, encoder_config).train()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.config.hidden_size, len(self.candidates))
 

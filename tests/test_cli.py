@@ -1,0 +1,104 @@
+"""The zooter command end to end: fit -> test -> predict from checkpoints, config parsing, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+
+from zooter.cli import main
+from zooter.model import CheckpointMismatchError
+from zooter.synth import SynthConfig, generate
+
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def common_args(tmp_path: Path) -> list[str]:
+    return [
+        "--config", str(REPO / "configs/quickstart.yaml"),
+        "--data.synth.num_queries", "240",
+        "--data.tokenizer_vocab_size", "400",
+        "--data.cache_dir", str(tmp_path / "cache"),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, list[str], Path]:
+    tmp_path = tmp_path_factory.mktemp("cli")
+    args = common_args(tmp_path)
+    main(["fit", *args, "--trainer.max_epochs", "1"])
+    runs = tmp_path / "runs" / "quickstart"
+    return tmp_path, args, runs / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def test_fit_writes_config_and_a_checkpoint_with_the_candidate_order(trained):
+    _, _, ckpt = trained
+    assert (ckpt.parent.parent / "config.yaml").is_file()
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    candidates = generate(SynthConfig(num_queries=10)).candidates
+    assert saved["zooter"]["candidates"] == candidates
+    assert saved["hyper_parameters"]["candidates"] == candidates
+
+
+def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capfd):
+    tmp_path, args, ckpt = trained
+    main(["test", *args, "--ckpt_path", str(ckpt)])
+    metrics_path = ckpt.parents[2] / "version_1" / "test_metrics.json"
+    assert f"test metrics written to {metrics_path}" in "".join(capfd.readouterr())
+    metrics = json.loads(metrics_path.read_text())
+    for key in ("kl", "top1_acc", "routed_score", "best_single_score", "oracle_score", "gap_recovered",
+                "selection_entropy", "share/generalist"):
+        assert f"test/{key}" in metrics
+    assert sum(v for k, v in metrics.items() if k.startswith("test/share/")) == pytest.approx(1.0, abs=1e-5)
+
+    main(["predict", *args, "--ckpt_path", str(ckpt)])
+    rows = [json.loads(line) for line in (ckpt.parents[2] / "version_2" / "predictions.jsonl").open()]
+    table = generate(SynthConfig(num_queries=240, seed=0))
+    order = np.random.default_rng(0).permutation(240)[:24]  # the test split of quickstart's fractions
+    assert [r["id"] for r in rows] == [table.ids[i] for i in order]
+    for r in rows:
+        assert sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["route"] == max(r["probs"], key=r["probs"].get)
+    true = table.judge("true")
+    column = {c: k for k, c in enumerate(table.candidates)}
+    routed = np.mean([true[i, column[r["route"]]] for i, r in zip(order, rows)])
+    assert metrics["test/routed_score"] == pytest.approx(routed, abs=1e-4)
+    assert metrics["test/oracle_score"] == pytest.approx(true[order].max(axis=1).mean(), abs=1e-4)
+
+
+def test_checkpoint_with_other_candidates_is_refused(trained):
+    _, args, ckpt = trained
+    reordered = list(reversed(generate(SynthConfig(num_queries=10)).candidates))
+    with pytest.raises(CheckpointMismatchError, match="the checkpoint routes over candidates"):
+        main(["test", *args, "--ckpt_path", str(ckpt), "--data.candidates", json.dumps(reordered)])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_config_parses(config, capsys):
+    extra = ["--config", str(REPO / "configs/trainer/cpu.yaml")] if "data" in config.parts else []
+    with pytest.raises(SystemExit) as done:
+        main(["fit", *extra, "--config", str(config), "--print_config"])
+    assert done.value.code == 0
+    assert re.search(r"class_path: zooter(\.model)?\.ZooterRouter", capsys.readouterr().out)
+
+
+def test_config_typo_is_reported(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(REPO / "configs/quickstart.yaml"), "--data.bta", "0.3"])
+    assert "bta" in capsys.readouterr().err
+
+
+def test_synth_command_writes_a_valid_table(tmp_path, capsys):
+    out = tmp_path / "s.jsonl"
+    main(["synth", "--out", str(out), "--table.num_queries", "30", "--table.seed", "2"])
+    lines = out.read_text().splitlines()
+    assert len(lines) == 30 and json.loads(lines[0])["id"] == "synth-00"
+    assert "30 queries x 6 candidates" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+"""Routing-table validation: every error names file:line (or id) and field; nulls stay NaN."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import row
+
+from zooter.schema import TableError, load_table, write_jsonl
+
+
+def test_reads_rows_candidates_in_first_seen_order_and_nulls_as_nan(table_file):
+    path = table_file([row(0, {"b": 2.0, "a": None, "c": 1.0}), row(1, {"a": 0.5, "b": 1.5, "c": 0.0})])
+    table = load_table(path)
+    assert table.candidates == ["b", "a", "c"]
+    assert table.ids == ["q0", "q1"]
+    scores = table.judge("scores")
+    assert scores[0, 0] == 2.0 and math.isnan(scores[0, 1]) and scores[0, 2] == 1.0
+    np.testing.assert_array_equal(scores[1], [1.5, 0.5, 0.0])
+
+
+def test_explicit_candidate_order_is_kept(table_file):
+    table = load_table(table_file([row(0, {"a": 1.0, "b": 2.0})]), candidates=["b", "a"])
+    np.testing.assert_array_equal(table.judge("scores")[0], [2.0, 1.0])
+
+
+def test_scores_by_judge_are_separate_judges(table_file):
+    r = row(0, scores_by_judge={"rm": {"a": 3.0, "b": 4.0}})
+    table = load_table(table_file([r]), required_judges=["scores", "rm"])
+    assert table.judges == ["scores", "rm"]
+    np.testing.assert_array_equal(table.judge("rm")[0], [3.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"query": ""}, r"table.jsonl:2 \(id='q1'\): field 'query': expected non-empty text, got empty"),
+        ({"query": None}, r"table.jsonl:2 \(id='q1'\): field 'query': expected non-empty text, got missing"),
+        ({"id": "q0"}, r"table.jsonl:2: field 'id': duplicate id 'q0' \(first seen at .*table.jsonl:1\)"),
+        ({"id": ""}, r"table.jsonl:2: field 'id': missing or empty"),
+        ({"scores": {"a": "high", "b": 0.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a number or null, got 'high'"),
+        ({"scores": {"a": float("nan"), "b": 0.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a finite number, got nan"),
+        ({"scores": {"a": float("inf"), "b": 0.0}}, r"field 'scores.a': expected a finite number, got inf"),
+        ({"scores": {"a": 1.0, "b": 0.0, "zz": 1.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.zz': unknown candidate 'zz'"),
+        ({"tags": "math"}, r"table.jsonl:2 \(id='q1'\): field 'tags': expected a list of strings, got 'math'"),
+        ({"tags": ["math", 3]}, r"field 'tags': expected a list of strings, got \['math', 3\]"),
+        ({"scores": {"a": 1.0, "b": None}}, r"table.jsonl:2 \(id='q1'\): field 'scores': 1 judged candidate\(s\), at least 2 needed"),
+        ({"scores": None}, r"table.jsonl:2 \(id='q1'\): field 'scores': missing"),
+    ],
+)
+def test_validation_errors_name_line_id_and_field(table_file, bad, message):
+    rows = [row(0), {**row(1), **bad}]
+    with pytest.raises(TableError, match=message):
+        load_table(table_file(rows), candidates=["a", "b"])
+
+
+def test_bad_json_line_is_named(table_file):
+    with pytest.raises(TableError, match=r"table.jsonl:2: not valid JSON"):
+        load_table(table_file([row(0), '{"id": "q1", "query": ']))
+
+
+def test_unknown_judge_lists_the_known_ones(table_file):
+    with pytest.raises(TableError, match=r"unknown judge 'rm'; the table has judges \['scores'\]"):
+        load_table(table_file([row(0)]), required_judges=["scores", "rm"])
+
+
+def test_judge_missing_from_one_row(table_file):
+    rows = [row(0, scores_by_judge={"rm": {"a": 1.0, "b": 2.0}}), row(1)]
+    with pytest.raises(TableError, match=r"table.jsonl:2 \(id='q1'\): field 'scores_by_judge.rm': missing"):
+        load_table(table_file(rows), required_judges=["rm"])
+
+
+def test_underjudged_rows_can_be_skipped_and_are_counted(table_file):
+    rows = [row(0), row(1, {"a": 1.0, "b": None}), row(2, {"a": None, "b": None}), row(3)]
+    table = load_table(table_file(rows), skip_underjudged=True)
+    assert table.ids == ["q0", "q3"]
+    assert len(table.skipped) == 2
+    assert "id='q1'" in table.skipped[0] and "id='q2'" in table.skipped[1]
+    np.testing.assert_array_equal(table.judge("scores"), [[1.0, 0.0], [1.0, 0.0]])
+
+
+def test_unreadable_or_unknown_format(tmp_path):
+    with pytest.raises(TableError, match="no such file"):
+        load_table(tmp_path / "missing.jsonl")
+    (tmp_path / "t.txt").write_text("x")
+    with pytest.raises(TableError, match=r"unsupported format '.txt'"):
+        load_table(tmp_path / "t.txt")
+
+
+def test_jsonl_round_trip_keeps_content(table_file, tmp_path):
+    rows = [row(0, {"a": 1.25, "b": None, "c": -3.0}, tags=["x", "y"]), row(1, {"a": 0.0, "b": 2.0, "c": 1.0})]
+    table = load_table(table_file(rows))
+    again = load_table(write_jsonl(table, tmp_path / "copy.jsonl"))
+    assert again.ids == table.ids and again.queries == table.queries and again.tags == table.tags
+    np.testing.assert_array_equal(again.judge("scores"), table.judge("scores"))
+
+
+def test_parquet_and_csv_through_datasets(table_file, tmp_path):
+    import json
+
+    import datasets
+
+    rows = [row(0, {"a": 1.0, "b": None}, scores_by_judge={"rm": {"a": 2.0, "b": 3.0}}), row(1, {"a": 0.5, "b": 1.5})]
+    rows[1]["scores_by_judge"] = {"rm": {"a": 0.0, "b": 1.0}}
+    rows[0]["scores"]["c"] = 4.0
+    rows[1]["scores"]["c"] = 5.0
+    rows[0]["scores_by_judge"]["rm"]["c"] = 6.0
+    rows[1]["scores_by_judge"]["rm"]["c"] = 7.0
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "t.parquet"))
+    csv_rows = [{k: json.dumps(v) if k in ("tags", "scores", "scores_by_judge") else v for k, v in r.items()} for r in rows]
+    datasets.Dataset.from_list(csv_rows).to_csv(str(tmp_path / "t.csv"), index=False)
+    expected = load_table(table_file(rows), required_judges=["scores", "rm"])
+    for name in ("t.parquet", "t.csv"):
+        table = load_table(tmp_path / name, required_judges=["scores", "rm"])
+        assert table.ids == expected.ids and table.tags == expected.tags and table.candidates == ["a", "b", "c"]
+        np.testing.assert_array_equal(table.judge("scores"), expected.judge("scores"))
+        np.testing.assert_array_equal(table.judge("rm"), expected.judge("rm"))

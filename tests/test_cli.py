@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
+from conftest import REPO
 from zooter.cli import main
 from zooter.model import CheckpointMismatchError
 from zooter.synth import SynthConfig, generate
@@ -20,13 +20,20 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 def common_args(tmp_path: Path) -> list[str]:
     return [
-        "--config", str(REPO / "configs/quickstart.yaml"),
-        "--data.synth.num_queries", "240",
-        "--data.tokenizer_vocab_size", "400",
-        "--data.cache_dir", str(tmp_path / "cache"),
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
+        "--config",
+        str(REPO / "configs/quickstart.yaml"),
+        "--data.synth.num_queries",
+        "240",
+        "--data.tokenizer_vocab_size",
+        "400",
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
     ]
 
 
@@ -49,13 +56,21 @@ def test_fit_writes_config_and_a_checkpoint_with_the_candidate_order(trained):
 
 
 def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capfd):
-    tmp_path, args, ckpt = trained
+    _tmp_path, args, ckpt = trained
     main(["test", *args, "--ckpt_path", str(ckpt)])
     metrics_path = ckpt.parents[2] / "version_1" / "test_metrics.json"
     assert f"test metrics written to {metrics_path}" in "".join(capfd.readouterr())
     metrics = json.loads(metrics_path.read_text())
-    for key in ("kl", "top1_acc", "routed_score", "best_single_score", "oracle_score", "gap_recovered",
-                "selection_entropy", "share/generalist"):
+    for key in (
+        "kl",
+        "top1_acc",
+        "routed_score",
+        "best_single_score",
+        "oracle_score",
+        "gap_recovered",
+        "selection_entropy",
+        "share/generalist",
+    ):
         assert f"test/{key}" in metrics
     assert sum(v for k, v in metrics.items() if k.startswith("test/share/")) == pytest.approx(1.0, abs=1e-5)
 
@@ -69,7 +84,7 @@ def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capf
         assert r["route"] == max(r["probs"], key=r["probs"].get)
     true = table.judge("true")
     column = {c: k for k, c in enumerate(table.candidates)}
-    routed = np.mean([true[i, column[r["route"]]] for i, r in zip(order, rows)])
+    routed = np.mean([true[i, column[r["route"]]] for i, r in zip(order, rows, strict=True)])
     assert metrics["test/routed_score"] == pytest.approx(routed, abs=1e-4)
     assert metrics["test/oracle_score"] == pytest.approx(true[order].max(axis=1).mean(), abs=1e-4)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import row
 from numpy.testing import assert_allclose
 
+from conftest import row
 from zooter import targets
 from zooter.data import ZooterDataModule
 from zooter.schema import TableError
@@ -44,8 +44,14 @@ def test_tag_table_uses_training_queries_only(tmp_path, table_file):
     rows += [row(20 + i, {"a": 3.0, "b": 0.0}, tags=["heldout"]) for i in range(5)]
     train = table_file(rows[:20], "train.jsonl")
     held = table_file(rows[20:], "test.jsonl")
-    dm = ZooterDataModule(train_path=str(train), val_path=str(held), test_path=str(held), beta=0.0,
-                          cache_dir=str(tmp_path / "cache"), tokenizer_vocab_size=200)
+    dm = ZooterDataModule(
+        train_path=str(train),
+        val_path=str(held),
+        test_path=str(held),
+        beta=0.0,
+        cache_dir=str(tmp_path / "cache"),
+        tokenizer_vocab_size=200,
+    )
     dm.setup("fit")
     assert dm.tag_table.tags == ["shared"]
     labels = targets.soft_labels(dm.tables["train"].judge("scores"))
@@ -93,8 +99,9 @@ def test_best_single_model_is_chosen_on_train(tmp_path):
 def test_predict_table_needs_no_scores_and_empty_splits_are_refused(tmp_path, table_file):
     train = table_file([row(i) for i in range(10)], "train.jsonl")
     queries = table_file([{"id": "x1", "query": "route me"}, {"id": "x2", "query": "and me"}], "q.jsonl")
-    dm = ZooterDataModule(train_path=str(train), predict_path=str(queries), cache_dir=str(tmp_path / "c"),
-                          tokenizer_vocab_size=100)
+    dm = ZooterDataModule(
+        train_path=str(train), predict_path=str(queries), cache_dir=str(tmp_path / "c"), tokenizer_vocab_size=100
+    )
     dm.setup("predict")
     assert len(dm.datasets["predict"]) == 2 and dm.tables["predict"].ids == ["x1", "x2"]
     with pytest.raises(TableError, match="the val split is empty"):

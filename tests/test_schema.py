@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import row
 
+from conftest import row
 from zooter.schema import TableError, load_table, write_jsonl
 
 
@@ -40,13 +40,25 @@ def test_scores_by_judge_are_separate_judges(table_file):
         ({"query": None}, r"table.jsonl:2 \(id='q1'\): field 'query': expected non-empty text, got missing"),
         ({"id": "q0"}, r"table.jsonl:2: field 'id': duplicate id 'q0' \(first seen at .*table.jsonl:1\)"),
         ({"id": ""}, r"table.jsonl:2: field 'id': missing or empty"),
-        ({"scores": {"a": "high", "b": 0.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a number or null, got 'high'"),
-        ({"scores": {"a": float("nan"), "b": 0.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a finite number, got nan"),
+        (
+            {"scores": {"a": "high", "b": 0.0}},
+            r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a number or null, got 'high'",
+        ),
+        (
+            {"scores": {"a": float("nan"), "b": 0.0}},
+            r"table.jsonl:2 \(id='q1'\): field 'scores.a': expected a finite number, got nan",
+        ),
         ({"scores": {"a": float("inf"), "b": 0.0}}, r"field 'scores.a': expected a finite number, got inf"),
-        ({"scores": {"a": 1.0, "b": 0.0, "zz": 1.0}}, r"table.jsonl:2 \(id='q1'\): field 'scores.zz': unknown candidate 'zz'"),
+        (
+            {"scores": {"a": 1.0, "b": 0.0, "zz": 1.0}},
+            r"table.jsonl:2 \(id='q1'\): field 'scores.zz': unknown candidate 'zz'",
+        ),
         ({"tags": "math"}, r"table.jsonl:2 \(id='q1'\): field 'tags': expected a list of strings, got 'math'"),
         ({"tags": ["math", 3]}, r"field 'tags': expected a list of strings, got \['math', 3\]"),
-        ({"scores": {"a": 1.0, "b": None}}, r"table.jsonl:2 \(id='q1'\): field 'scores': 1 judged candidate\(s\), at least 2 needed"),
+        (
+            {"scores": {"a": 1.0, "b": None}},
+            r"table.jsonl:2 \(id='q1'\): field 'scores': 1 judged candidate\(s\), at least 2 needed",
+        ),
         ({"scores": None}, r"table.jsonl:2 \(id='q1'\): field 'scores': missing"),
     ],
 )
@@ -109,7 +121,9 @@ def test_parquet_and_csv_through_datasets(table_file, tmp_path):
     rows[0]["scores_by_judge"]["rm"]["c"] = 6.0
     rows[1]["scores_by_judge"]["rm"]["c"] = 7.0
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "t.parquet"))
-    csv_rows = [{k: json.dumps(v) if k in ("tags", "scores", "scores_by_judge") else v for k, v in r.items()} for r in rows]
+    csv_rows = [
+        {k: json.dumps(v) if k in ("tags", "scores", "scores_by_judge") else v for k, v in r.items()} for r in rows
+    ]
     datasets.Dataset.from_list(csv_rows).to_csv(str(tmp_path / "t.csv"), index=False)
     expected = load_table(table_file(rows), required_judges=["scores", "rm"])
     for name in ("t.parquet", "t.csv"):

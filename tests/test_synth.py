@@ -35,7 +35,7 @@ def test_text_and_tags_carry_the_domain_and_specialists_win_their_domain():
     config = SynthConfig(num_queries=4000)
     table = generate(config)
     true = table.judge("true")
-    for query, tags in zip(table.queries[:200], table.tags[:200]):
+    for query, tags in zip(table.queries[:200], table.tags[:200], strict=True):
         domain, topic = tags[0], tags[1]
         assert topic.startswith(domain + "/")
         first, second = topic.split("/")[1].split("_")
@@ -59,5 +59,5 @@ def test_paper_scale_and_file_round_trip(tmp_path):
 
 
 def test_config_is_checked():
-    with pytest.raises(ValueError, match="num_domains must be in 1..8"):
+    with pytest.raises(ValueError, match=r"num_domains must be in 1\.\.8"):
         SynthConfig(num_domains=9)

@@ -81,9 +81,9 @@ class RoutingPredictionWriter(BasePredictionWriter):
             )
         candidates = pl_module.candidates
         lines = []
-        for i, row in zip(index.tolist(), probs.tolist()):
+        for i, row in zip(index.tolist(), probs.tolist(), strict=True):
             route = candidates[max(range(len(row)), key=row.__getitem__)]
-            lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row))}))
+            lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row, strict=True))}))
         path = run_dir(trainer) / self.filename
         write_atomic(path, "\n".join(lines) + "\n")
         print(f"zooter: {len(lines)} predictions written to {path}", flush=True)

@@ -65,8 +65,10 @@ def main(args: ArgsType = None) -> None:
         subclass_mode_model=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "zooter: reward-guided routing of queries across LLMs. "
-                                      "Also: `zooter synth --help` writes a synthetic routing table."},
+        parser_kwargs={
+            "description": "zooter: reward-guided routing of queries across LLMs. "
+            "Also: `zooter synth --help` writes a synthetic routing table."
+        },
         args=args,
     )
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -205,8 +206,10 @@ class ZooterDataModule(LightningDataModule):
             if len(table) == 0:
                 raise TableError(f"the {split} split is empty ({table.source}); adjust the split fractions")
             if table.skipped:
-                rank_zero_info(f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}, "
-                               f"e.g. {table.skipped[0]}")
+                rank_zero_info(
+                    f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}, "
+                    f"e.g. {table.skipped[0]}"
+                )
         return tables
 
     def _split(self, full: RoutingTable) -> dict[str, RoutingTable]:
@@ -217,9 +220,9 @@ class ZooterDataModule(LightningDataModule):
             test_mask[np.array_split(order, hp.folds)[hp.fold]] = True
             test, rest = order[test_mask[order]], order[~test_mask[order]]
         else:
-            n_test = int(round(hp.test_fraction * len(full)))
+            n_test = round(hp.test_fraction * len(full))
             test, rest = order[:n_test], order[n_test:]
-        n_val = int(round(hp.val_fraction * len(full)))
+        n_val = round(hp.val_fraction * len(full))
         tables = {"val": full.subset(rest[:n_val]), "train": full.subset(rest[n_val:])}
         if len(test):
             tables["test"] = full.subset(test)
@@ -230,7 +233,7 @@ class ZooterDataModule(LightningDataModule):
     def _cut(table: RoutingTable, fraction: float, seed: int) -> tuple[RoutingTable, RoutingTable]:
         """Split a training table into (train, val) when no validation table is given."""
         order = np.random.default_rng(seed).permutation(len(table))
-        n_cut = int(round(fraction * len(table)))
+        n_cut = round(fraction * len(table))
         if n_cut == 0:
             raise TableError(f"{table.source}: val_fraction={fraction} leaves no validation queries")
         return table.subset(order[n_cut:]), table.subset(order[:n_cut])
@@ -276,7 +279,9 @@ class ZooterDataModule(LightningDataModule):
             return
         hp = self.hparams
         train = self.tables["train"]
-        labels = targets.soft_labels(targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature)
+        labels = targets.soft_labels(
+            targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature
+        )
         self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count)
         self.best_single_index = int(np.nanargmax(np.nanmean(train.judge(hp.eval_judge), axis=0)))
         for split, table in self.tables.items():
@@ -310,10 +315,18 @@ class ZooterDataModule(LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if split not in self.datasets:
             raise TableError(f"there is no {split} split: give data.{split}_path, or a {split} fraction > 0")
+        sampler = None
+        if split in ("val", "test") and self.trainer is not None and self.trainer.world_size > 1:
+            # each query exactly once over all ranks, so metrics equal a single-process run
+            # (Lightning's default sampler pads ranks with repeated queries)
+            sampler = UnrepeatedDistributedSampler(
+                self.datasets[split], num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+            )
         return DataLoader(
             self.datasets[split],
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.hparams.num_workers,
             collate_fn=RoutingCollator(self.tokenizer),
             persistent_workers=self.hparams.num_workers > 0,

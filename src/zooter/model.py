@@ -57,8 +57,9 @@ class RouterModule(LightningModule):
     def _log_metrics(self, stage: str, metrics: RoutingMetrics) -> None:
         values = {f"{stage}/{key}": value for key, value in metrics.compute().items()}
         headline = f"{stage}/routed_score"
-        self.log(headline, values.pop(headline), prog_bar=True)
-        self.log_dict(values)
+        # the values are already reduced over ranks by the metric; sync_dist only silences Lightning
+        self.log(headline, values.pop(headline), prog_bar=True, sync_dist=True)
+        self.log_dict(values, sync_dist=True)
         metrics.reset()
 
     def on_train_start(self) -> None:

@@ -80,7 +80,7 @@ class RoutingTable:
         """Rows in the file format (NaN written back as ``null``)."""
 
         def as_dict(values: np.ndarray) -> dict[str, float | None]:
-            return {c: (None if math.isnan(v) else float(v)) for c, v in zip(self.candidates, values)}
+            return {c: (None if math.isnan(v) else float(v)) for c, v in zip(self.candidates, values, strict=True)}
 
         by_judge = [j for j in self.judges if j != SCORES_JUDGE]
         for i, row_id in enumerate(self.ids):
@@ -222,12 +222,15 @@ def build_table(
         problem = None
         for judge in required:
             if judge not in p.scores:
-                raise TableError(f"{p.location} (id={p.id!r}): field '{_field(judge)}': missing; judge "
-                                 f"{judge!r} is required")
+                raise TableError(
+                    f"{p.location} (id={p.id!r}): field '{_field(judge)}': missing; judge {judge!r} is required"
+                )
             judged = int(np.isfinite(matrices[judge][n]).sum())
             if judged < min_judged:
-                problem = (f"{p.location} (id={p.id!r}): field '{_field(judge)}': {judged} judged candidate(s), "
-                           f"at least {min_judged} needed")
+                problem = (
+                    f"{p.location} (id={p.id!r}): field '{_field(judge)}': {judged} judged candidate(s), "
+                    f"at least {min_judged} needed"
+                )
                 break
         if problem is not None:
             if not skip_underjudged:
@@ -305,9 +308,7 @@ def _parse_scores(where: str, judge: str, scores: Any) -> dict[str, float]:
             parsed[candidate] = math.nan
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TableError(
-                f"{where}: field '{_field(judge, candidate)}': expected a number or null, got {value!r}"
-            )
+            raise TableError(f"{where}: field '{_field(judge, candidate)}': expected a number or null, got {value!r}")
         if not math.isfinite(value):
             raise TableError(f"{where}: field '{_field(judge, candidate)}': expected a finite number, got {value}")
         parsed[candidate] = float(value)

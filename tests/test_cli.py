@@ -117,3 +117,23 @@ def test_synth_command_writes_a_valid_table(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert len(lines) == 30 and json.loads(lines[0])["id"] == "synth-00"
     assert "30 queries x 6 candidates" in capsys.readouterr().out
+
+
+def test_wandb_offline_run_keeps_its_config_beside_its_checkpoints(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    save_dir = tmp_path / "runs"
+    main(
+        [
+            "fit",
+            *common_args(tmp_path),
+            "--config", str(REPO / "configs/logger/wandb.yaml"),
+            "--trainer.logger.init_args.save_dir", str(save_dir),
+            "--trainer.max_epochs", "1",
+        ]
+    )  # fmt: skip
+    (run,) = (save_dir / "zooter").iterdir()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "beta: 0.3" in (run / "config.yaml").read_text()
+    assert list((save_dir / "wandb").glob("offline-run-*"))

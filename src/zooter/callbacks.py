@@ -16,15 +16,33 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """Where this run's files go: the first logger's directory, else the trainer's root dir."""
+    """Where this run's files go: the first logger's ``log_dir`` (CSV, TensorBoard), else
+    ``save_dir/name/version`` (W&B: next to its checkpoints), else the trainer's root dir."""
     for logger in trainer.loggers:
-        directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
-        if directory:
-            return Path(directory)
+        if getattr(logger, "log_dir", None):
+            return Path(logger.log_dir)
+        if logger.save_dir:
+            return Path(logger.save_dir) / str(logger.name) / str(logger.version)
     return Path(trainer.default_root_dir)
+
+
+class ZooterSaveConfig(SaveConfigCallback):
+    """Saves the full config as Lightning does (``config.yaml`` in ``trainer.log_dir``), and also into
+    the run directory when that differs (W&B), pushing it to W&B's run config. Rank 0 only."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        directory = run_dir(trainer)
+        if directory.resolve() != Path(trainer.log_dir or ".").resolve():
+            text = self.parser.dump(self.config, skip_none=False)
+            write_atomic(directory / self.config_filename, text)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from jsonargparse import CLI
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
-from zooter.callbacks import RoutingPredictionWriter, TestMetricsWriter
+from zooter.callbacks import RoutingPredictionWriter, TestMetricsWriter, ZooterSaveConfig
 from zooter.data import ZooterDataModule
 from zooter.model import RouterModule
 from zooter.schema import write_jsonl
@@ -64,6 +64,7 @@ def main(args: ArgsType = None) -> None:
         ZooterDataModule,
         subclass_mode_model=True,
         seed_everything_default=0,
+        save_config_callback=ZooterSaveConfig,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={
             "description": "zooter: reward-guided routing of queries across LLMs. "

@@ -41,6 +41,17 @@ def table_file(tmp_path: Path):
     return make
 
 
+def cli_args(tmp_path: Path, *configs: str) -> list[str]:
+    """``--config`` for each repo config, caches and runs under ``tmp_path``, no progress bars."""
+    args = [arg for config in configs for arg in ("--config", str(REPO / config))]
+    return [
+        *args,
+        "--data.cache_dir", str(tmp_path / "cache"),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+
+
 requires_alpacaeval = pytest.mark.skipif(
     not ALPACAEVAL.is_file(), reason=f"real data not available: {ALPACAEVAL} is absent (it ships outside the repo)"
 )

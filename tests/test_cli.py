@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, cli_args
 from zooter.cli import main
 from zooter.model import CheckpointMismatchError
 from zooter.synth import SynthConfig, generate
@@ -19,22 +19,8 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 
 def common_args(tmp_path: Path) -> list[str]:
-    return [
-        "--config",
-        str(REPO / "configs/quickstart.yaml"),
-        "--data.synth.num_queries",
-        "240",
-        "--data.tokenizer_vocab_size",
-        "400",
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-    ]
+    small = ["--data.synth.num_queries", "240", "--data.tokenizer_vocab_size", "400"]
+    return [*cli_args(tmp_path, "configs/quickstart.yaml"), *small, "--trainer.enable_model_summary", "false"]
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +89,17 @@ def test_every_shipped_config_parses(config, capsys):
         main(["fit", *extra, "--config", str(config), "--print_config"])
     assert done.value.code == 0
     assert re.search(r"class_path: zooter(\.model)?\.ZooterRouter", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_experiment_composes_with_the_quickstart(experiment, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(REPO / "configs/quickstart.yaml"), "--config", str(experiment), "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    for line in experiment.read_text().splitlines():
+        if ":" in line and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert line.strip() in printed, f"{line.strip()!r} from {experiment.name} was not applied"
 
 
 def test_config_typo_is_reported(capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import cli_args
 from zooter.cli import main
 from zooter.synth import SynthConfig, generate
 
@@ -23,25 +23,14 @@ DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.acceler
 
 
 def args(tmp_path: Path) -> list[str]:
-    return [
-        "--config",
-        str(REPO / "configs/quickstart.yaml"),
-        "--data.synth.num_queries",
-        "250",  # test split: 25 queries, not divisible by 2 ranks
-        "--data.tokenizer_vocab_size",
-        "400",
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
+    # 250 queries: a test split of 25, not divisible by 2 ranks
+    small = ["--data.synth.num_queries", "250", "--data.tokenizer_vocab_size", "400"]
+    return [*cli_args(tmp_path, "configs/quickstart.yaml"), *small]
 
 
 def zooter(*argv: str) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "zooter", *argv], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "zooter", *argv], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ALPACAEVAL, REPO, requires_alpacaeval
+from conftest import ALPACAEVAL, cli_args, requires_alpacaeval
 from zooter.cli import main
 from zooter.schema import load_table
 
@@ -26,26 +26,9 @@ def test_alpacaeval_fit_test_predict_offline_with_null_scores_masked(tmp_path):
     test_rows = folds[fold]  # in the data module's order: the permutation's order
     rest = np.concatenate([rows for k, rows in enumerate(folds) if k != fold])
     train_rows = rest[round(0.1 * len(table)) :]  # after the validation cut (val_fraction 0.1)
-    common = [
-        "--config",
-        str(REPO / "configs/trainer/cpu.yaml"),
-        "--config",
-        str(REPO / "configs/model/minilm.yaml"),
-        "--config",
-        str(REPO / "configs/data/alpacaeval.yaml"),
-        "--data.path",
-        str(ALPACAEVAL),
-        "--data.fold",
-        str(fold),
-        "--data.max_length",
-        "64",
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar",
-        "false",
-    ]
+    configs = ("configs/trainer/cpu.yaml", "configs/model/minilm.yaml", "configs/data/alpacaeval.yaml")
+    common = [*cli_args(tmp_path, *configs), "--data.path", str(ALPACAEVAL), "--data.fold", str(fold)]
+    common += ["--data.max_length", "64"]
     main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"])
     ckpt = tmp_path / "runs" / "zooter" / "version_0" / "checkpoints" / "last.ckpt"
     main(["test", *common, "--ckpt_path", str(ckpt)])

@@ -31,25 +31,29 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-class ZooterSaveConfig(SaveConfigCallback):
-    """Saves the full config as Lightning does (``config.yaml`` in ``trainer.log_dir``), and also into
-    the run directory when that differs (W&B), pushing it to W&B's run config. Rank 0 only."""
-
-    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        directory = run_dir(trainer)
-        if directory.resolve() != Path(trainer.log_dir or ".").resolve():
-            text = self.parser.dump(self.config, skip_none=False)
-            write_atomic(directory / self.config_filename, text)
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
-
-
 def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file renamed into place: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+class ZooterSaveConfig(SaveConfigCallback):
+    """Saves the full config as Lightning does (``config.yaml`` in ``trainer.log_dir``), and also into
+    the run directory when that holds none yet (W&B runs), pushing it to W&B's run config.
+
+    ``save_config`` runs on rank 0 only, so it must not touch collectives (``trainer.log_dir``
+    broadcasts; calling it here would hang DDP).
+    """
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        path = run_dir(trainer) / self.config_filename
+        if not path.is_file():
+            write_atomic(path, self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
 
 
 class TestMetricsWriter(Callback):

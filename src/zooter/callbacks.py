@@ -8,7 +8,6 @@ never leaves a truncated file that looks complete.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+
+from zooter.files import write_text_atomic
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -31,14 +32,6 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file renamed into place: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 class ZooterSaveConfig(SaveConfigCallback):
     """Saves the full config as Lightning does (``config.yaml`` in ``trainer.log_dir``), and also into
     the run directory when that holds none yet (W&B runs), pushing it to W&B's run config.
@@ -50,7 +43,7 @@ class ZooterSaveConfig(SaveConfigCallback):
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         path = run_dir(trainer) / self.config_filename
         if not path.is_file():
-            write_atomic(path, self.parser.dump(self.config, skip_none=False))
+            write_text_atomic(path, self.parser.dump(self.config, skip_none=False))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
@@ -67,7 +60,7 @@ class TestMetricsWriter(Callback):
             return
         metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
         path = run_dir(trainer) / self.filename
-        write_atomic(path, json.dumps(metrics, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
         print(f"zooter: test metrics written to {path}", flush=True)
 
 
@@ -107,5 +100,5 @@ class RoutingPredictionWriter(BasePredictionWriter):
             route = candidates[max(range(len(row)), key=row.__getitem__)]
             lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row, strict=True))}))
         path = run_dir(trainer) / self.filename
-        write_atomic(path, "\n".join(lines) + "\n")
+        write_text_atomic(path, "\n".join(lines) + "\n")
         print(f"zooter: {len(lines)} predictions written to {path}", flush=True)

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from zooter import encoders, targets
+from zooter.files import atomic_path
 from zooter.schema import SCORES_JUDGE, RoutingTable, TableError, load_table
 from zooter.synth import SynthConfig, generate
 
@@ -195,7 +196,7 @@ class ZooterDataModule(LightningDataModule):
                 full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))
                 if self._candidate_order is not None:
                     full = full.with_candidates(self._candidate_order)
-                for judge in judges:
+                for judge in judges:  # unknown judge names fail here, as they do for files
                     full.judge(judge)
             tables = self._split(full)
         if hp.predict_path is not None:
@@ -216,9 +217,8 @@ class ZooterDataModule(LightningDataModule):
         hp = self.hparams
         order = np.random.default_rng(hp.split_seed).permutation(len(full))
         if hp.folds:
-            test_mask = np.zeros(len(full), dtype=bool)
-            test_mask[np.array_split(order, hp.folds)[hp.fold]] = True
-            test, rest = order[test_mask[order]], order[~test_mask[order]]
+            chunks = np.array_split(order, hp.folds)
+            test, rest = chunks[hp.fold], np.concatenate(chunks[: hp.fold] + chunks[hp.fold + 1 :])
         else:
             n_test = round(hp.test_fraction * len(full))
             test, rest = order[:n_test], order[n_test:]
@@ -262,7 +262,8 @@ class ZooterDataModule(LightningDataModule):
                 fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.hparams.max_length},
                 desc=f"tokenizing {len(table)} queries",
             )
-            tokens.select_columns(["input_ids"]).save_to_disk(str(target))
+            with atomic_path(target) as tmp:
+                tokens.select_columns(["input_ids"]).save_to_disk(str(tmp))
 
     def _load_tokens(self, table: RoutingTable) -> list[list[int]]:
         import datasets

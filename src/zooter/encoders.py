@@ -18,6 +18,8 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from zooter.files import atomic_path
+
 TINY_DEBERTA = "tiny-deberta"
 MINILM = "minilm"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -61,8 +63,9 @@ def build_tokenizer(
     if saved is not None and (saved / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(saved)
     tokenizer = train_wordpiece(train_texts, vocab_size)
-    if saved is not None:
-        tokenizer.save_pretrained(saved)
+    if saved is not None:  # every DDP rank may get here at once: publish the directory atomically
+        with atomic_path(saved) as tmp:
+            tokenizer.save_pretrained(tmp)
     return tokenizer
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from zooter.files import atomic_path
+
 SCORES_JUDGE = "scores"
 JSON_COLUMNS = ("tags", "scores", "scores_by_judge")
 
@@ -94,14 +96,10 @@ class RoutingTable:
 
 def write_jsonl(table: RoutingTable, path: str | Path) -> Path:
     """Write a table as JSON Lines (atomically: a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row in table.to_rows():
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:

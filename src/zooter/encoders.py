@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,28 @@ def build_tokenizer(
 
 
 def train_wordpiece(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerBase:
-    """A lower-casing WordPiece tokenizer with ``[CLS] ... [SEP]`` framing, trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A lower-casing WordPiece tokenizer with ``[CLS] ... [SEP]`` framing, built from ``texts``.
+
+    The vocabulary is deterministic (the ``tokenizers`` trainers break ties in hash order, so two
+    processes could disagree): the special tokens, every character of the texts (alone and as a
+    ``##`` continuation, so only characters never seen in training map to ``[UNK]``), then the most
+    frequent words, ties broken alphabetically, up to ``vocab_size``.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS))
-    backend.train_from_iterator(texts, trainer=trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    chars = sorted({char for word in counts for char in word})
+    pieces = [*SPECIAL_TOKENS, *chars, *(f"##{char}" for char in chars)]
+    ranked = sorted((word for word in counts if len(word) > 1), key=lambda word: (-counts[word], word))
+    tokens = pieces + ranked[: max(vocab_size - len(pieces), 0)]
+    backend = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]

@@ -1,6 +1,6 @@
 """Callbacks that write run outputs: test metrics as JSON and routing predictions as JSON Lines.
 
-Files go to the run directory (the first logger's ``log_dir``, else ``trainer.default_root_dir``)
+Files go to the run directory (see :func:`run_dir`)
 and are written by rank 0 only, atomically (a temporary file renamed into place), so a killed run
 never leaves a truncated file that looks complete.
 """

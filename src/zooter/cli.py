@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from jsonargparse import CLI
@@ -55,6 +56,8 @@ def synth(out: Path = Path("data/synth.jsonl"), table: SynthConfig | None = None
 
 def main(args: ArgsType = None) -> None:
     """Entry point of the ``zooter`` console script (``args`` for calling it from Python and tests)."""
+    # a deprecation inside Lightning itself, printed on every run; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "synth":
         CLI(synth, args=argv[1:])

@@ -30,7 +30,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from zooter import encoders, targets
+from zooter import baselines, encoders, targets
+from zooter.evaluation import decision_weights, expected_scores
 from zooter.files import atomic_path
 from zooter.schema import SCORES_JUDGE, RoutingTable, TableError, load_table
 from zooter.synth import SynthConfig, generate
@@ -47,13 +48,15 @@ class RoutingDataset(Dataset):
         target: np.ndarray | None = None,
         judged: np.ndarray | None = None,
         eval_scores: np.ndarray | None = None,
-        best_single: int | None = None,
+        best_single_scores: np.ndarray | None = None,
     ) -> None:
         self.input_ids = input_ids
         self.target = None if target is None else torch.as_tensor(target, dtype=torch.float32)
         self.judged = None if judged is None else torch.as_tensor(judged, dtype=torch.bool)
         self.eval_scores = None if eval_scores is None else torch.as_tensor(eval_scores, dtype=torch.float32)
-        self.best_single = best_single
+        self.best_single_scores = (
+            None if best_single_scores is None else torch.as_tensor(best_single_scores, dtype=torch.float32)
+        )
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -65,7 +68,7 @@ class RoutingDataset(Dataset):
             item["judged"] = self.judged[index]
         if self.eval_scores is not None:
             item["eval_scores"] = self.eval_scores[index]
-            item["best_single_score"] = self.eval_scores[index, self.best_single]
+            item["best_single_score"] = self.best_single_scores[index]
         return item
 
 
@@ -284,7 +287,8 @@ class ZooterDataModule(LightningDataModule):
             targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature
         )
         self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count)
-        self.best_single_index = int(np.nanargmax(np.nanmean(train.judge(hp.eval_judge), axis=0)))
+        train_eval = train.judge(hp.eval_judge)
+        self.best_single_index = int(np.nanargmax(np.nanmean(train_eval, axis=0)))
         for split, table in self.tables.items():
             tokens = self._load_tokens(table)
             if split == "predict":
@@ -294,8 +298,10 @@ class ZooterDataModule(LightningDataModule):
                 table.judge(hp.train_judge), table.tags, self.tag_table, hp.beta, hp.temperature, hp.standardization
             )
             judged = np.isfinite(table.judge(hp.train_judge))
+            eval_scores = table.judge(hp.eval_judge)
+            bma = decision_weights(baselines.best_single(train_eval, len(table)), eval_scores)
             self.datasets[split] = RoutingDataset(
-                tokens, target, judged, table.judge(hp.eval_judge), self.best_single_index
+                tokens, target, judged, eval_scores, expected_scores(bma, eval_scores)
             )
         if "predict" not in self.datasets and "test" in self.datasets:
             self.datasets["predict"] = self.datasets["test"]

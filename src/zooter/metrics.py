@@ -5,7 +5,7 @@ scored (a null score cannot be evaluated). Keys returned by :meth:`RoutingMetric
 
 - ``routed_score``: mean eval score of the picked candidate;
 - ``best_single_score``: mean eval score of the best single model on average (chosen on the train
-  split), over the queries where the eval judge scored it;
+  split with the eval judge; where the eval judge did not score it, the next best such model);
 - ``oracle_score``: mean of the best eval score per query;
 - ``gap_recovered``: ``(routed - best_single) / (oracle - best_single)`` (NaN when oracle = best single);
 - ``top1_acc``: share of queries whose pick is among the eval judge's best (ties count as hits);

@@ -106,3 +106,14 @@ def test_predict_table_needs_no_scores_and_empty_splits_are_refused(tmp_path, ta
     assert len(dm.datasets["predict"]) == 2 and dm.tables["predict"].ids == ["x1", "x2"]
     with pytest.raises(TableError, match="the val split is empty"):
         make(tmp_path, val_fraction=0.0)
+
+
+def test_split_spec_defaults_match_the_data_module():
+    import inspect
+    from dataclasses import fields
+
+    from zooter.splits import SplitSpec
+
+    signature = inspect.signature(ZooterDataModule.__init__).parameters
+    for field in fields(SplitSpec):
+        assert signature[field.name].default == field.default, field.name

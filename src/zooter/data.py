@@ -33,8 +33,9 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from zooter import baselines, encoders, targets
 from zooter.evaluation import decision_weights, expected_scores
 from zooter.files import atomic_path
-from zooter.schema import SCORES_JUDGE, RoutingTable, TableError, load_table
-from zooter.synth import SynthConfig, generate
+from zooter.schema import SCORES_JUDGE, RoutingTable, TableError
+from zooter.splits import SplitSpec, load_splits
+from zooter.synth import SynthConfig
 
 SPLITS = ("train", "val", "test", "predict")
 
@@ -159,16 +160,13 @@ class ZooterDataModule(LightningDataModule):
         super().__init__()
         # the resolved candidate list is logged with the model's hparams (it is linked there)
         self.save_hyperparameters(ignore=["candidates"])
-        self._candidate_order = candidates
-        if path is not None and train_path is not None:
-            raise ValueError("give either data.path or data.train_path, not both")
-        if train_path is None and (val_path or test_path):
-            raise ValueError("data.val_path/data.test_path need data.train_path")
-        if folds == 1 or folds < 0 or (folds and not 0 <= fold < folds):
-            raise ValueError(f"need folds >= 2 and 0 <= fold < folds (or folds = 0); got folds={folds}, fold={fold}")
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"data.beta must be in [0, 1], got {beta}")
-        self.tables = self._load_tables()
+        self.tables = load_splits(SplitSpec.from_mapping({**self.hparams, "candidates": candidates}))
+        for table in self.tables.values():
+            if table.skipped:
+                example = table.skipped[0]
+                rank_zero_info(f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}: {example}")
         self.candidates: list[str] = list(self.tables["train"].candidates)
         self.tokenizer = encoders.build_tokenizer(
             encoder, self.tables["train"].queries, tokenizer_vocab_size, cache_dir
@@ -177,69 +175,6 @@ class ZooterDataModule(LightningDataModule):
         self.tokenizer_fingerprint = encoders.tokenizer_fingerprint(self.tokenizer)
         self.datasets: dict[str, RoutingDataset] = {}
         self.best_single_index: int | None = None
-
-    # ----------------------------------------------------------------------------------- loading
-    def _load_tables(self) -> dict[str, RoutingTable]:
-        hp = self.hparams
-        judges = (hp.train_judge, hp.eval_judge)
-        load = dict(required_judges=judges, min_judged=hp.min_judged, skip_underjudged=hp.skip_underjudged)
-        if hp.train_path is not None:
-            tables = {"train": load_table(hp.train_path, self._candidate_order, **load)}
-            fixed = tables["train"].candidates
-            for split, split_path in (("val", hp.val_path), ("test", hp.test_path)):
-                if split_path is not None:
-                    tables[split] = load_table(split_path, fixed, **load)
-            if "val" not in tables:
-                tables["train"], tables["val"] = self._cut(tables["train"], hp.val_fraction, hp.split_seed)
-        else:
-            if hp.path is not None:
-                full = load_table(hp.path, self._candidate_order, **load)
-            else:
-                synth = hp.synth or SynthConfig()
-                full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))
-                if self._candidate_order is not None:
-                    full = full.with_candidates(self._candidate_order)
-                for judge in judges:  # unknown judge names fail here, as they do for files
-                    full.judge(judge)
-            tables = self._split(full)
-        if hp.predict_path is not None:
-            tables["predict"] = load_table(
-                hp.predict_path, tables["train"].candidates, required_judges=(), min_judged=0, needs_scores=False
-            )
-        for split, table in tables.items():
-            if len(table) == 0:
-                raise TableError(f"the {split} split is empty ({table.source}); adjust the split fractions")
-            if table.skipped:
-                rank_zero_info(
-                    f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}, "
-                    f"e.g. {table.skipped[0]}"
-                )
-        return tables
-
-    def _split(self, full: RoutingTable) -> dict[str, RoutingTable]:
-        hp = self.hparams
-        order = np.random.default_rng(hp.split_seed).permutation(len(full))
-        if hp.folds:
-            chunks = np.array_split(order, hp.folds)
-            test, rest = chunks[hp.fold], np.concatenate(chunks[: hp.fold] + chunks[hp.fold + 1 :])
-        else:
-            n_test = round(hp.test_fraction * len(full))
-            test, rest = order[:n_test], order[n_test:]
-        n_val = round(hp.val_fraction * len(full))
-        tables = {"val": full.subset(rest[:n_val]), "train": full.subset(rest[n_val:])}
-        if len(test):
-            tables["test"] = full.subset(test)
-        tables["train"].skipped = full.skipped
-        return tables
-
-    @staticmethod
-    def _cut(table: RoutingTable, fraction: float, seed: int) -> tuple[RoutingTable, RoutingTable]:
-        """Split a training table into (train, val) when no validation table is given."""
-        order = np.random.default_rng(seed).permutation(len(table))
-        n_cut = round(fraction * len(table))
-        if n_cut == 0:
-            raise TableError(f"{table.source}: val_fraction={fraction} leaves no validation queries")
-        return table.subset(order[n_cut:]), table.subset(order[:n_cut])
 
     # ----------------------------------------------------------------------------------- caching
     def _cache_path(self, table: RoutingTable) -> Path:

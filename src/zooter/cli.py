@@ -21,7 +21,7 @@ from zooter.model import RouterModule
 from zooter.schema import write_jsonl
 from zooter.synth import SynthConfig, generate
 
-EXTRA_COMMANDS = ("synth",)
+EXTRA_COMMANDS = ("synth", "report")
 
 
 class ZooterCLI(LightningCLI):
@@ -62,6 +62,11 @@ def main(args: ArgsType = None) -> None:
     if argv and argv[0] == "synth":
         CLI(synth, args=argv[1:])
         return
+    if argv and argv[0] == "report":
+        from zooter.report import main as report_main
+
+        report_main(argv[1:])
+        return
     ZooterCLI(
         RouterModule,
         ZooterDataModule,
@@ -71,7 +76,8 @@ def main(args: ArgsType = None) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={
             "description": "zooter: reward-guided routing of queries across LLMs. "
-            "Also: `zooter synth --help` writes a synthetic routing table."
+            "Also: `zooter synth --help` (a synthetic routing table), "
+            "`zooter report --help` (routers against baselines)."
         },
         args=args,
     )

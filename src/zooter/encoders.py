@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from zooter.files import atomic_path
@@ -132,3 +133,26 @@ def build_encoder(
     if pretrained:
         return AutoModel.from_pretrained(source, **overrides)
     return AutoModel.from_config(AutoConfig.from_pretrained(source, **overrides))
+
+
+def embed_texts(
+    texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, batch_size: int = 64
+) -> np.ndarray:
+    """Mean-pooled last hidden states, one row per text (for kNN and tagging)."""
+    import torch
+
+    model.eval()
+    chunks = [np.zeros((0, model.config.hidden_size), dtype=np.float32)]
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            chunks.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).float().numpy())
+    return np.concatenate(chunks)

@@ -27,6 +27,7 @@ from zooter.files import atomic_path
 
 SCORES_JUDGE = "scores"
 JSON_COLUMNS = ("tags", "scores", "scores_by_judge")
+KNOWN_FIELDS = ("id", "query", *JSON_COLUMNS)
 
 
 class TableError(ValueError):
@@ -44,6 +45,7 @@ class RoutingTable:
     scores: dict[str, np.ndarray]
     source: str = "<memory>"
     skipped: list[str] = field(default_factory=list)
+    fields: dict[str, list[Any]] = field(default_factory=dict)  # other scalar row fields, e.g. "source"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,6 +70,7 @@ class RoutingTable:
             candidates=list(self.candidates),
             scores={judge: matrix[rows] for judge, matrix in self.scores.items()},
             source=self.source,
+            fields={name: [values[i] for i in rows] for name, values in self.fields.items()},
         )
 
     def with_candidates(self, candidates: Sequence[str]) -> RoutingTable:
@@ -76,7 +79,9 @@ class RoutingTable:
             raise TableError(f"{self.source}: candidates {list(candidates)} do not match the table's {self.candidates}")
         columns = [self.candidates.index(c) for c in candidates]
         scores = {judge: matrix[:, columns] for judge, matrix in self.scores.items()}
-        return RoutingTable(self.ids, self.queries, self.tags, list(candidates), scores, self.source, self.skipped)
+        return RoutingTable(
+            self.ids, self.queries, self.tags, list(candidates), scores, self.source, self.skipped, self.fields
+        )
 
     def to_rows(self) -> Iterator[dict[str, Any]]:
         """Rows in the file format (NaN written back as ``null``)."""
@@ -87,6 +92,7 @@ class RoutingTable:
         by_judge = [j for j in self.judges if j != SCORES_JUDGE]
         for i, row_id in enumerate(self.ids):
             row: dict[str, Any] = {"id": row_id, "query": self.queries[i], "tags": self.tags[i]}
+            row.update({name: values[i] for name, values in self.fields.items()})
             if SCORES_JUDGE in self.scores:
                 row["scores"] = as_dict(self.scores[SCORES_JUDGE][i])
             if by_judge:
@@ -240,6 +246,7 @@ def build_table(
         kept.append(p)
     if not kept:
         raise TableError(f"{source}: no rows left after skipping {len(skipped)} under-judged row(s)")
+    extra_names = list(dict.fromkeys(name for p in kept for name in p.extra))
     return RoutingTable(
         ids=[p.id for p in kept],
         queries=[p.query for p in kept],
@@ -248,6 +255,7 @@ def build_table(
         scores={j: m[: len(kept)].copy() for j, m in matrices.items()},
         source=source,
         skipped=skipped,
+        fields={name: [p.extra.get(name) for p in kept] for name in extra_names},
     )
 
 
@@ -258,6 +266,7 @@ class _Row:
     query: str
     tags: list[str]
     scores: dict[str, dict[str, float]]
+    extra: dict[str, Any]
 
 
 def _field(judge: str, candidate: str | None = None) -> str:
@@ -294,7 +303,8 @@ def _parse_row(location: str, row: dict[str, Any], needs_scores: bool = True) ->
                 scores[judge] = _parse_scores(where, judge, judge_scores)
     if not scores and needs_scores:
         raise TableError(f"{where}: field 'scores': missing (and no 'scores_by_judge')")
-    return _Row(location, row_id, query, list(dict.fromkeys(tags)), scores)
+    extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS and isinstance(v, (str, int, float, bool))}
+    return _Row(location, row_id, query, list(dict.fromkeys(tags)), scores, extra)
 
 
 def _parse_scores(where: str, judge: str, scores: Any) -> dict[str, float]:

@@ -398,8 +398,15 @@ def generate(config: SynthConfig | None = None) -> RoutingTable:
         tags=tags,
         candidates=candidate_names(n_c),
         scores=scores,
-        source=f"synth({asdict(config)})",
+        source=synth_source(config),
     )
+
+
+def synth_source(config: SynthConfig) -> str:
+    """A short name of a synthetic table: its settings that differ from the defaults."""
+    always = ("num_queries", "seed")
+    changed = {k: v for k, v in asdict(config).items() if k in always or v != getattr(SynthConfig, k, None)}
+    return "synth(" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")"
 
 
 def _topic_words(topic: int, vocabulary: int) -> tuple[int, int]:

@@ -1,0 +1,541 @@
+"""``zooter report``: routers against every baseline, as a table and as pictures.
+
+Each RUN is a run directory written by ``zooter predict`` (it holds ``config.yaml`` and
+``predictions.jsonl``). The report rebuilds that run's splits from its saved data config, scores the
+router's picks and every baseline with the eval judge on the same test split, and, when runs of the
+same name cover several folds, aggregates mean ± std over folds. Outputs in ``--out``:
+``report.json``, ``report.md`` and PNG plots (``methods.png``, ``subsets.png``, ``entropy.png``,
+``shares.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from zooter import baselines, targets
+from zooter.evaluation import (
+    CostModel,
+    candidate_means,
+    candidate_mtr,
+    decision_weights,
+    entropy_bins,
+    expected_scores,
+    mtr_and_uplift,
+    subsets_from_labels,
+    summarize,
+)
+from zooter.files import write_text_atomic
+from zooter.schema import SCORES_JUDGE, RoutingTable
+from zooter.splits import SplitSpec, load_splits
+
+SPLIT_KEYS = (
+    "path",
+    "train_path",
+    "val_path",
+    "test_path",
+    "synth",
+    "split_seed",
+    "folds",
+    "val_fraction",
+    "test_fraction",
+    "eval_judge",
+    "candidates",
+)
+MAX_PLOTTED_SUBSETS = 30
+SUMMARY_KEYS = ("score", "gap_recovered", "top1_acc", "selection_entropy", "mtr", "uplift")
+
+
+@dataclass
+class ReportOptions:
+    """Settings of ``zooter report``.
+
+    Args:
+        out: output directory.
+        names: one display name per run (default: the run's logger name, e.g. ``runs/<name>/version_3``).
+        rmr_judges: judges for reward-model ranking baselines (default: every judge of the table).
+        subset_field: a row field whose values define subsets (default: the tags).
+        min_subset_size: subsets with fewer test queries are left out of per-subset tables and MTR.
+        entropy_bins: equal-count bins of the training reward entropy H(s(q)) (paper Figure 3).
+        knn_encoder: encoder whose mean-pooled embeddings the kNN baseline uses (``None``: no kNN).
+        knn_k: the k values kNN chooses from on the validation split.
+        cost: parameter and token counts for the relative inference cost.
+        wandb_project: also log the tables and plots to this W&B project (``WANDB_MODE=offline`` works).
+    """
+
+    out: str = "reports/latest"
+    names: list[str] | None = None
+    rmr_judges: list[str] | None = None
+    subset_field: str | None = None
+    min_subset_size: int = 5
+    entropy_bins: int = 5
+    knn_encoder: str | None = "minilm"
+    knn_k: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20, 50])
+    cost: CostModel = field(default_factory=CostModel)
+    wandb_project: str | None = None
+
+
+@dataclass
+class Run:
+    """One prediction run: its name, saved data config and predicted probabilities by query id."""
+
+    name: str
+    directory: Path
+    data: dict[str, Any]
+    candidates: list[str]
+    probs: dict[str, list[float]]
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str | None = None) -> Run:
+        directory = Path(directory)
+        config_path, predictions_path = directory / "config.yaml", directory / "predictions.jsonl"
+        for needed in (config_path, predictions_path):
+            if not needed.is_file():
+                raise FileNotFoundError(f"{needed}: missing; a report reads the run directory of `zooter predict`")
+        config = yaml.safe_load(config_path.read_text())
+        rows = [json.loads(line) for line in predictions_path.read_text().splitlines() if line.strip()]
+        if not rows:
+            raise ValueError(f"{predictions_path}: no predictions")
+        candidates = list(rows[0]["probs"])
+        return cls(
+            name=name or directory.parent.name,
+            directory=directory,
+            data=config.get("data", {}),
+            candidates=candidates,
+            probs={row["id"]: [row["probs"][c] for c in candidates] for row in rows},
+        )
+
+    def split_key(self) -> str:
+        return json.dumps({k: self.data.get(k) for k in SPLIT_KEYS}, sort_keys=True, default=str)
+
+    def preferences(self, table: RoutingTable) -> np.ndarray:
+        if sorted(self.candidates) != sorted(table.candidates):
+            raise ValueError(f"{self.directory}: predicts over {self.candidates}, the table has {table.candidates}")
+        missing = [i for i in table.ids if i not in self.probs]
+        if missing:
+            raise ValueError(f"{self.directory}: no prediction for {len(missing)} test queries, e.g. {missing[0]!r}")
+        columns = [self.candidates.index(c) for c in table.candidates]
+        return np.array([self.probs[i] for i in table.ids])[:, columns]
+
+
+def build_report(runs: list[Run], options: ReportOptions) -> dict[str, Any]:
+    """Score every run and baseline per fold, then aggregate over folds."""
+    by_fold: dict[int, dict[str, Run]] = defaultdict(dict)
+    keys = {run.split_key() for run in runs}
+    if len(keys) > 1:
+        raise ValueError(
+            "runs must share the table, split settings and eval judge (all but data.fold); got "
+            + "; ".join(f"{r.directory}: {r.split_key()}" for r in runs)
+        )
+    for run in runs:
+        fold = int(run.data.get("fold") or 0)
+        if run.name in by_fold[fold]:
+            raise ValueError(
+                f"two runs named {run.name!r} for fold {fold}: {by_fold[fold][run.name].directory}, "
+                f"{run.directory}; pass --names"
+            )
+        by_fold[fold][run.name] = run
+    embedder = Embedder(options.knn_encoder) if options.knn_encoder else None
+    folds = {fold: evaluate_fold(fold_runs, options, embedder) for fold, fold_runs in sorted(by_fold.items())}
+    return aggregate(folds, options)
+
+
+class Embedder:
+    """Mean-pooled, cached sentence embeddings for the kNN baseline."""
+
+    def __init__(self, encoder: str) -> None:
+        self.encoder = encoder
+        self.cache: dict[str, np.ndarray] = {}
+        self._model: tuple[Any, Any] | None = None
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            from zooter import encoders
+
+            if self._model is None:
+                self._model = encoders.build_tokenizer(self.encoder), encoders.build_encoder(self.encoder)
+            for text, vector in zip(todo, encoders.embed_texts(todo, *self._model), strict=True):
+                self.cache[text] = vector
+        return np.stack([self.cache[t] for t in texts])
+
+
+def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedder | None) -> dict[str, Any]:
+    """Every method's numbers on one fold's test split."""
+    spec = SplitSpec.from_mapping(next(iter(runs.values())).data)
+    tables = load_splits(spec)
+    train, val, test = tables["train"], tables["val"], tables["test"]
+    eval_judge = spec.eval_judge
+    evals, train_evals = test.judge(eval_judge), train.judge(eval_judge)
+
+    prefs: dict[str, np.ndarray] = {name: run.preferences(test) for name, run in runs.items()}
+    prefs["best single (BMA)"] = baselines.best_single(train_evals, len(test))
+    prefs["random"] = baselines.random_choice(len(test), len(test.candidates))
+    prefs["oracle"] = baselines.oracle(evals)
+    for judge in rmr_judges(test, options.rmr_judges):
+        prefs[f"RMR {judge}"] = baselines.reward_model_ranking(test.judge(judge))
+    prefs["tag-majority"] = baselines.tag_majority(train.tags, train_evals, test.tags)
+    chosen_k = None
+    if embedder is not None:
+        train_emb, val_emb = embedder(train.queries), embedder(val.queries)
+        chosen_k = baselines.choose_k(train_emb, train_evals, val_emb, val.judge(eval_judge), options.knn_k)
+        prefs["kNN"] = baselines.knn(train_emb, train_evals, embedder(test.queries), chosen_k)
+
+    weights = {name: decision_weights(p, evals) for name, p in prefs.items()}
+    per_query = {name: expected_scores(w, evals) for name, w in weights.items()}
+    bma, oracle = per_query["best single (BMA)"].mean(), per_query["oracle"].mean()
+    methods = {name: summarize(w, evals, bma, oracle).as_dict(test.candidates) for name, w in weights.items()}
+
+    labels = [[str(v)] for v in test.fields[options.subset_field]] if options.subset_field else test.tags
+    subsets = subsets_from_labels(labels, options.min_subset_size)
+    subset_means = {name: {s: float(q[rows].mean()) for s, rows in subsets.items()} for name, q in per_query.items()}
+    candidate_table = np.stack([candidate_means(evals[rows]) for rows in subsets.values()]) if subsets else None
+    if candidate_table is not None:
+        for name in methods:
+            method_means = np.array([subset_means[name][s] for s in subsets])
+            methods[name]["mtr"], methods[name]["uplift"] = mtr_and_uplift(method_means, candidate_table)
+        mtr, uplift = candidate_mtr(candidate_table)
+        candidates = {
+            c: {
+                "mtr": float(mtr[k]),
+                "uplift": float(uplift[k]),
+                "subsets": {s: float(candidate_table[j, k]) for j, s in enumerate(subsets)},
+            }
+            for k, c in enumerate(test.candidates)
+        }
+    else:
+        candidates = {}
+
+    hp = next(iter(runs.values())).data
+    train_judge = hp.get("train_judge", SCORES_JUDGE)
+    reward_labels = targets.soft_labels(
+        targets.standardize(test.judge(train_judge), hp.get("standardization", "none")), hp.get("temperature", 1.0)
+    )
+    entropy = targets.entropy(reward_labels)
+    bins = entropy_bins(entropy, options.entropy_bins)
+    shown = [*runs, f"RMR {train_judge}", "best single (BMA)", "oracle"]
+    entropy_table = {
+        "bins": [[float(entropy[b].min()), float(entropy[b].max())] for b in bins],
+        "scores": {name: [float(per_query[name][b].mean()) for b in bins] for name in shown if name in per_query},
+        "train_judge": train_judge,
+    }
+    return {
+        "test_queries": len(test),
+        "train_queries": len(train),
+        "source": test.source,
+        "eval_judge": eval_judge,
+        "candidates_order": test.candidates,
+        "knn_k": chosen_k,
+        "methods": methods,
+        "subsets": {"names": list(subsets), "sizes": {s: len(r) for s, r in subsets.items()}, "scores": subset_means},
+        "candidates": candidates,
+        "entropy": entropy_table,
+    }
+
+
+def rmr_judges(table: RoutingTable, wanted: list[str] | None) -> list[str]:
+    """The judges to rank with; ``scores`` is left out where it equals a named judge."""
+    if wanted is not None:
+        for judge in wanted:
+            table.judge(judge)
+        return list(wanted)
+    judges = [j for j in table.judges if j != SCORES_JUDGE]
+    if SCORES_JUDGE in table.judges and not any(
+        np.array_equal(table.judge(SCORES_JUDGE), table.judge(j), equal_nan=True) for j in judges
+    ):
+        judges.insert(0, SCORES_JUDGE)
+    return judges
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    array = np.array(values, dtype=float)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std, "folds": [float(v) for v in array]}
+
+
+def aggregate(folds: dict[int, dict[str, Any]], options: ReportOptions) -> dict[str, Any]:
+    """Mean ± std over folds of every method metric, subset score, and entropy-bin score."""
+    first = next(iter(folds.values()))
+    names = list(first["methods"])
+    metric_keys = list(first["methods"][names[0]])
+    methods = {
+        name: {
+            key: _mean_std([f["methods"][name][key] for f in folds.values() if key in f["methods"][name]])
+            for key in metric_keys
+        }
+        for name in names
+    }
+    subset_names = sorted({s for f in folds.values() for s in f["subsets"]["names"]})
+    subset_sizes = {s: sum(f["subsets"]["sizes"].get(s, 0) for f in folds.values()) for s in subset_names}
+    subset_scores = {
+        name: {
+            s: _mean_std([f["subsets"]["scores"][name][s] for f in folds.values() if s in f["subsets"]["names"]])
+            for s in subset_names
+        }
+        for name in names
+    }
+    candidates = {
+        c: {
+            key: _mean_std([f["candidates"][c][key] for f in folds.values() if c in f["candidates"]])
+            for key in ("mtr", "uplift")
+        }
+        for c in first["candidates"]
+    }
+    entropy = {
+        name: [
+            _mean_std([f["entropy"]["scores"][name][b] for f in folds.values()])["mean"]
+            for b in range(len(first["entropy"]["bins"]))
+        ]
+        for name in first["entropy"]["scores"]
+    }
+    num_candidates = len(first["candidates_order"])
+    cost = options.cost
+    return {
+        "folds": sorted(folds),
+        "source": first["source"],
+        "eval_judge": first["eval_judge"],
+        "candidates": first["candidates_order"],
+        "test_queries": [f["test_queries"] for f in folds.values()],
+        "knn_k": [f["knn_k"] for f in folds.values()],
+        "methods": methods,
+        "subsets": {"names": subset_names, "sizes": subset_sizes, "scores": subset_scores},
+        "candidate_ranks": candidates,
+        "entropy": {
+            "bins": first["entropy"]["bins"],
+            "train_judge": first["entropy"]["train_judge"],
+            "scores": entropy,
+        },
+        "cost": {
+            "model": asdict(cost),
+            "flops_per_query": {
+                "routed": cost.routed(),
+                "single LLM": cost.single(),
+                "RMR": cost.reward_model_ranking(num_candidates),
+            },
+            "rmr_over_routed": cost.reward_model_ranking(num_candidates) / cost.routed(),
+        },
+        "per_fold": folds,
+    }
+
+
+def _fmt(stat: dict[str, Any], digits: int = 3) -> str:
+    if not np.isfinite(stat["mean"]):
+        return "n/a"
+    return f"{stat['mean']:.{digits}f}" + (f" ± {stat['std']:.{digits}f}" if len(stat["folds"]) > 1 else "")
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: methods x metrics, per-subset scores with MTR/uplift, entropy, cost."""
+    folds = report["folds"]
+    lines = [
+        "# zooter report",
+        "",
+        f"Table `{report['source']}`, eval judge `{report['eval_judge']}`, {len(folds)} fold(s) {folds}, "
+        f"test queries per fold {report['test_queries']}. Mean ± std over folds.",
+        "",
+        "## Methods",
+        "",
+        "| method | " + " | ".join(SUMMARY_KEYS) + " |",
+        "|---|" + "---:|" * len(SUMMARY_KEYS),
+    ]
+    for name, stats in report["methods"].items():
+        cells = [_fmt(stats[k]) if k in stats else "n/a" for k in SUMMARY_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    subsets = report["subsets"]["names"]
+    if subsets:
+        names = list(report["methods"])
+        lines += ["", "## Per subset (mean eval score; n = test queries over all folds)", ""]
+        lines += ["| subset | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+        for subset in _largest_subsets(report, len(subsets)):
+            scores = " | ".join(_fmt(report["subsets"]["scores"][n][subset]) for n in names)
+            lines.append(f"| {subset} | {report['subsets']['sizes'][subset]} | {scores} |")
+        lines += [
+            "",
+            "Single candidates, each ranked among the others:",
+            "",
+            "| candidate | MTR | uplift |",
+            "|---|---:|---:|",
+        ]
+        for candidate, stats in report["candidate_ranks"].items():
+            lines.append(f"| {candidate} | {_fmt(stats['mtr'], 2)} | {_fmt(stats['uplift'], 2)} |")
+    entropy = report["entropy"]
+    lines += [
+        "",
+        f"## Eval score by training reward entropy H(s(q)) ({entropy['train_judge']})",
+        "",
+        "| H bin | " + " | ".join(entropy["scores"]) + " |",
+        "|---|" + "---:|" * len(entropy["scores"]),
+    ]
+    for b, (low, high) in enumerate(entropy["bins"]):
+        lines.append(
+            f"| {low:.2f}–{high:.2f} | " + " | ".join(f"{v[b]:.3f}" for v in entropy["scores"].values()) + " |"
+        )
+    cost = report["cost"]
+    lines += [
+        "",
+        "## Inference cost per query (FLOPs, 2 x parameters x tokens)",
+        "",
+        "| method | FLOPs | relative |",
+        "|---|---:|---:|",
+    ]
+    routed = cost["flops_per_query"]["routed"]
+    for name, flops in cost["flops_per_query"].items():
+        lines.append(f"| {name} | {flops:.3g} | {flops / routed:.2f}× |")
+    lines += [
+        "",
+        "## Definitions",
+        "",
+        "- score: mean eval-judge score of the method's pick (argmax over eval-judged candidates; ties split).",
+        "- gap_recovered: (score − BMA) / (oracle − BMA). BMA, tag-majority and kNN learn from the eval judge "
+        "on the training split.",
+        "- random: expected score of a uniform pick; RMR <judge>: the pick that judge scores best.",
+        "- MTR: per subset, rank among the single candidates plus the method (1 + better + tied/2); mean over "
+        "subsets. uplift: share of subsets where no single candidate is better (ties count as first).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
+    """methods.png, subsets.png, entropy.png and shares.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["methods"])
+    paths = []
+    means = [report["methods"][n]["score"]["mean"] for n in names]
+    stds = [report["methods"][n]["score"]["std"] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
+    ax.barh(names, means, xerr=stds, color=["tab:blue" if n in _routers(report) else "tab:gray" for n in names])
+    for name, style in (("oracle", "--"), ("best single (BMA)", ":")):
+        ax.axvline(report["methods"][name]["score"]["mean"], color="k", linestyle=style, label=name)
+    ax.invert_yaxis()
+    low = min(means) - 0.1 * (max(means) - min(means) + 1e-9)
+    ax.set_xlim(left=low)
+    ax.set_xlabel(f"mean eval score ({report['eval_judge']})")
+    ax.set_title("Routers (blue) and baselines")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    paths.append(_save(fig, out / "methods.png"))
+
+    subsets = _largest_subsets(report, MAX_PLOTTED_SUBSETS)
+    if subsets:
+        grid = np.array([[report["subsets"]["scores"][n][s]["mean"] for n in names] for s in subsets])
+        fig, ax = plt.subplots(figsize=(0.9 * len(names) + 4, 0.32 * len(subsets) + 2))
+        image = ax.imshow(grid, aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+        ax.set_yticks(range(len(subsets)), [f"{s} ({report['subsets']['sizes'][s]})" for s in subsets])
+        for i in range(len(subsets)):
+            for j in range(len(names)):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="w", fontsize=7)
+        fig.colorbar(image, ax=ax, label="mean eval score")
+        total = len(report["subsets"]["names"])
+        suffix = f" ({len(subsets)} largest of {total})" if total > len(subsets) else ""
+        ax.set_title("Mean eval score per subset (n test queries)" + suffix)
+        paths.append(_save(fig, out / "subsets.png"))
+
+    entropy = report["entropy"]
+    centers = [(low + high) / 2 for low, high in entropy["bins"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values in entropy["scores"].items():
+        ax.plot(centers, values, marker="o", label=name)
+    ax.set_xlabel(f"entropy of the training reward distribution H(s(q)), {entropy['train_judge']} (nats)")
+    ax.set_ylabel("mean eval score of the pick")
+    ax.set_title("Eval score by reward entropy (equal-count bins)")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "entropy.png"))
+
+    candidates = report["candidates"]
+    shares = np.array([[report["methods"][n][f"share/{c}"]["mean"] for c in candidates] for n in names])
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 2))
+    left = np.zeros(len(names))
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(candidates), 2)))
+    for k, candidate in enumerate(candidates):
+        ax.barh(names, shares[:, k], left=left, label=candidate, color=colors[k])
+        left += shares[:, k]
+    ax.invert_yaxis()
+    ax.set_xlabel("share of test queries routed to each candidate")
+    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title("Routing share per candidate")
+    paths.append(_save(fig, out / "shares.png"))
+    return paths
+
+
+def _largest_subsets(report: dict[str, Any], limit: int) -> list[str]:
+    sizes = report["subsets"]["sizes"]
+    return sorted(report["subsets"]["names"], key=lambda s: (-sizes[s], s))[:limit]
+
+
+def _routers(report: dict[str, Any]) -> set[str]:
+    return set(report.get("routers", []))
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_report(runs: list[str | Path], options: ReportOptions) -> Path:
+    """Build the report and write report.json, report.md and the plots into ``options.out``."""
+    names = options.names or [None] * len(runs)
+    if len(names) != len(runs):
+        raise ValueError(f"--names gives {len(names)} names for {len(runs)} runs")
+    loaded = [Run.load(run, name) for run, name in zip(runs, names, strict=True)]
+    report = build_report(loaded, options)
+    report["routers"] = list(dict.fromkeys(run.name for run in loaded))
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2, default=_jsonable) + "\n")
+    markdown = to_markdown(report)
+    write_text_atomic(out / "report.md", markdown)
+    plots = write_plots(report, out)
+    if options.wandb_project:
+        _log_to_wandb(report, plots, options)
+    print(markdown.split("## Per subset")[0].rstrip())
+    print(f"\nzooter report: {out / 'report.md'}, report.json and {len(plots)} plots in {out}")
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _log_to_wandb(report: dict[str, Any], plots: list[Path], options: ReportOptions) -> None:
+    import wandb
+
+    run = wandb.init(project=options.wandb_project, job_type="report", name=Path(options.out).name)
+    table = wandb.Table(columns=["method", *SUMMARY_KEYS])
+    for name, stats in report["methods"].items():
+        table.add_data(name, *[stats[k]["mean"] if k in stats else None for k in SUMMARY_KEYS])
+    run.log({"report/methods": table, **{f"report/{p.stem}": wandb.Image(str(p)) for p in plots}})
+    run.finish()
+
+
+def main(argv: list[str]) -> None:
+    """``zooter report RUN [RUN ...] [--out DIR] [--names A B ...] ...``"""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="zooter report", description=__doc__)
+    parser.add_argument("runs", nargs="+", help="run directories of `zooter predict` (config.yaml + predictions.jsonl)")
+    parser.add_class_arguments(ReportOptions, nested_key=None)
+    args = parser.parse_args(argv)
+    options = parser.instantiate_classes(args)
+    runs = options.pop("runs")
+    try:
+        write_report(runs, ReportOptions(**{k: v for k, v in options.items() if k != "config"}))
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"zooter report: {err}")

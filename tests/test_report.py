@@ -1,0 +1,107 @@
+"""zooter report and zooter cv: numbers against hand computations, fold aggregation, files written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import cli_args, write_rows
+from zooter.cli import main
+from zooter.report import ReportOptions, write_report
+from zooter.splits import SplitSpec, load_splits
+
+CANDIDATES = ["a", "b", "c"]
+
+
+def make_table(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        gold = rng.integers(0, 2, 3).astype(float)
+        rm = gold + rng.normal(0, 0.3, 3)
+        rows.append({"id": f"q{i}", "query": f"question {i}", "tags": ["even" if i % 2 == 0 else "odd"],
+                     "source": "s1" if i < 20 else "s2",
+                     "scores": dict(zip(CANDIDATES, rm.tolist(), strict=True)),
+                     "scores_by_judge": {"gold": dict(zip(CANDIDATES, gold.tolist(), strict=True))}})  # fmt: skip
+    return write_rows(tmp_path / "table.jsonl", rows)
+
+
+def make_run(tmp_path, name, data, pick):
+    """A fake `zooter predict` run that always routes to ``pick``."""
+    directory = tmp_path / "runs" / name / f"fold{data['fold']}"
+    directory.mkdir(parents=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump({"data": data}))
+    test = load_splits(SplitSpec.from_mapping(data))["test"]
+    probs = {c: float(c == pick) for c in CANDIDATES}
+    lines = [json.dumps({"id": i, "route": pick, "probs": probs}) for i in test.ids]
+    (directory / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    return directory, test
+
+
+def test_report_scores_every_method_per_fold_and_aggregates(tmp_path):
+    path = make_table(tmp_path)
+    data = {"path": str(path), "folds": 2, "train_judge": "scores", "eval_judge": "gold", "val_fraction": 0.2}
+    runs, tests = [], []
+    for fold in (0, 1):
+        directory, test = make_run(tmp_path, "always_b", {**data, "fold": fold}, "b")
+        runs.append(directory)
+        tests.append(test)
+    out = write_report(runs, ReportOptions(out=str(tmp_path / "report"), knn_encoder=None, min_subset_size=1))
+    report = json.loads((out / "report.json").read_text())
+    gold = [t.judge("gold") for t in tests]
+
+    router = report["methods"]["always_b"]["score"]
+    assert router["folds"] == pytest.approx([g[:, 1].mean() for g in gold])
+    assert router["mean"] == pytest.approx(np.mean(router["folds"]))
+    assert router["std"] == pytest.approx(np.std(router["folds"], ddof=1))
+    assert report["methods"]["oracle"]["score"]["folds"] == pytest.approx([g.max(axis=1).mean() for g in gold])
+    assert report["methods"]["random"]["score"]["folds"] == pytest.approx([g.mean() for g in gold])
+    rmr = [
+        np.mean([r[t.judge("scores")[i].argmax()] for i, r in enumerate(g)]) for g, t in zip(gold, tests, strict=True)
+    ]
+    assert report["methods"]["RMR scores"]["score"]["folds"] == pytest.approx(rmr)
+    assert report["methods"]["always_b"]["share/b"]["mean"] == 1.0
+    assert report["methods"]["always_b"]["selection_entropy"]["mean"] == 0.0
+
+    # MTR of always-b: per subset (tags even/odd), rank among a, b, c plus itself = b's own rank, ties averaged
+    for fold, (g, t) in enumerate(zip(gold, tests, strict=True)):
+        ranks = []
+        for tag in ("even", "odd"):
+            rows = [i for i, tags in enumerate(t.tags) if tag in tags]
+            means = g[rows].mean(axis=0)
+            ranks.append(1 + (means > means[1]).sum() + ((means == means[1]).sum()) / 2)
+        assert report["methods"]["always_b"]["mtr"]["folds"][fold] == pytest.approx(np.mean(ranks))
+
+    markdown = (out / "report.md").read_text()
+    assert "| always_b | " in markdown and "## Per subset" in markdown and "MTR" in markdown
+    for plot in ("methods.png", "subsets.png", "entropy.png", "shares.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    by_source = write_report(runs, ReportOptions(out=str(tmp_path / "r2"), knn_encoder=None, subset_field="source"))
+    assert json.loads((by_source / "report.json").read_text())["subsets"]["names"] == ["s1", "s2"]
+
+
+def test_report_refuses_runs_on_different_splits(tmp_path):
+    path = make_table(tmp_path)
+    data = {"path": str(path), "folds": 2, "fold": 0, "eval_judge": "gold"}
+    first, _ = make_run(tmp_path, "x", data, "a")
+    second, _ = make_run(tmp_path, "y", {**data, "split_seed": 1}, "a")
+    with pytest.raises(ValueError, match="runs must share the table, split settings and eval judge"):
+        write_report([first, second], ReportOptions(out=str(tmp_path / "r"), knn_encoder=None))
+
+
+@pytest.mark.slow
+def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
+    args = [*cli_args(tmp_path, "configs/quickstart.yaml"), "--data.synth.num_queries", "200",
+            "--data.tokenizer_vocab_size", "300", "--trainer.max_epochs", "1"]  # fmt: skip
+    cv = ["cv", "--folds", "2", "--name", "qs", "--report.out", str(tmp_path / "report"),
+          "--report.knn_encoder", "null", "--"]  # fmt: skip
+    main([*cv, *args])
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["folds"] == [0, 1] and len(report["methods"]["qs"]["score"]["folds"]) == 2
+    capsys.readouterr()
+    main([*cv, *args])
+    assert capsys.readouterr().out.count("already done") == 2

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUICKSTART := configs/quickstart.yaml
 
-.PHONY: install run test lint clean
+.PHONY: install run report test lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,20 @@ run: install
 	$(BIN)/zooter test --config $(QUICKSTART) \
 		--ckpt_path "$$(ls -t runs/quickstart/version_*/checkpoints/best-*.ckpt | head -n 1)"
 
+# predict with the quickstart router (training it first if needed), then compare it with every baseline
+report: install
+	@ls runs/quickstart/version_*/checkpoints/best-*.ckpt >/dev/null 2>&1 || $(MAKE) run
+	$(BIN)/zooter predict --config $(QUICKSTART) \
+		--ckpt_path "$$(ls -t runs/quickstart/version_*/checkpoints/best-*.ckpt | head -n 1)"
+	HF_HUB_OFFLINE=1 $(BIN)/zooter report "$$(ls -td runs/quickstart/version_*/ | head -n 1)" --out reports/quickstart
+
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .zooter_cache
+	rm -rf $(VENV) runs reports .zooter_cache

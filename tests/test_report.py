@@ -105,3 +105,17 @@ def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     main([*cv, *args])
     assert capsys.readouterr().out.count("already done") == 2
+
+
+def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    path = make_table(tmp_path)
+    run_dir, _ = make_run(tmp_path, "x", {"path": str(path), "folds": 2, "fold": 0, "eval_judge": "gold"}, "a")
+    write_report([run_dir], ReportOptions(out=str(tmp_path / "r"), knn_encoder=None, wandb_project="zooter-test"))
+    (offline_run,) = (tmp_path / "wandb").glob("offline-run-*")
+    images = {p.name.split("_")[0] for p in offline_run.rglob("*.png")}
+    assert images == {"methods", "subsets", "entropy", "shares"}
+    (log,) = offline_run.glob("run-*.wandb")
+    assert b"report/methods" in log.read_bytes()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,14 +110,18 @@ def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.count("already done") == 2
 
 
-def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path, monkeypatch):
+def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path):
     pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     path = make_table(tmp_path)
     run_dir, _ = make_run(tmp_path, "x", {"path": str(path), "folds": 2, "fold": 0, "eval_judge": "gold"}, "a")
-    write_report([run_dir], ReportOptions(out=str(tmp_path / "r"), knn_encoder=None, wandb_project="zooter-test"))
-    (offline_run,) = (tmp_path / "wandb").glob("offline-run-*")
+    out = tmp_path / "r"
+    # a process of its own, as on the command line (W&B keeps per-process state between runs)
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "zooter", "report", str(run_dir), "--out", str(out), "--knn_encoder", "null",
+               "--wandb_project", "zooter-test"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (offline_run,) = (out / "wandb").glob("offline-run-*")  # W&B files sit beside the report
     images = {p.name.split("_")[0] for p in offline_run.rglob("*.png")}
     assert images == {"methods", "subsets", "entropy", "shares"}
     (log,) = offline_run.glob("run-*.wandb")

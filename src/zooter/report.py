@@ -517,7 +517,8 @@ def _jsonable(value: Any) -> Any:
 def _log_to_wandb(report: dict[str, Any], plots: list[Path], options: ReportOptions) -> None:
     import wandb
 
-    run = wandb.init(project=options.wandb_project, job_type="report", name=Path(options.out).name)
+    out = Path(options.out)
+    run = wandb.init(project=options.wandb_project, job_type="report", name=out.name, dir=str(out))
     table = wandb.Table(columns=["method", *SUMMARY_KEYS])
     for name, stats in report["methods"].items():
         table.add_data(name, *[stats[k]["mean"] if k in stats else None for k in SUMMARY_KEYS])

@@ -85,6 +85,8 @@ def test_report_scores_every_method_per_fold_and_aggregates(tmp_path):
 
     by_source = write_report(runs, ReportOptions(out=str(tmp_path / "r2"), knn_encoder=None, subset_field="source"))
     assert json.loads((by_source / "report.json").read_text())["subsets"]["names"] == ["s1", "s2"]
+    with pytest.raises(ValueError, match=r"subset_field 'domain' is not a row field of .*table.jsonl: \['source'\]"):
+        write_report(runs, ReportOptions(out=str(tmp_path / "r3"), knn_encoder=None, subset_field="domain"))
 
 
 def test_report_refuses_runs_on_different_splits(tmp_path):

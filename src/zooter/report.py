@@ -193,6 +193,10 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
     bma, oracle = per_query["best single (BMA)"].mean(), per_query["oracle"].mean()
     methods = {name: summarize(w, evals, bma, oracle).as_dict(test.candidates) for name, w in weights.items()}
 
+    if options.subset_field and options.subset_field not in test.fields:
+        raise ValueError(
+            f"subset_field {options.subset_field!r} is not a row field of {test.source}: {list(test.fields)}"
+        )
     labels = [[str(v)] for v in test.fields[options.subset_field]] if options.subset_field else test.tags
     subsets = subsets_from_labels(labels, options.min_subset_size)
     subset_means = {name: {s: float(q[rows].mean()) for s, rows in subsets.items()} for name, q in per_query.items()}

@@ -21,7 +21,7 @@ from zooter.model import RouterModule
 from zooter.schema import write_jsonl
 from zooter.synth import SynthConfig, generate
 
-EXTRA_COMMANDS = ("synth", "report", "cv")
+EXTRA_COMMANDS = ("synth", "report", "cv", "sweep")
 
 
 class ZooterCLI(LightningCLI):
@@ -62,10 +62,10 @@ def main(args: ArgsType = None) -> None:
     if argv and argv[0] == "synth":
         CLI(synth, args=argv[1:])
         return
-    if argv and argv[0] in ("report", "cv"):
-        from zooter import cv, report
+    if argv and argv[0] in ("report", "cv", "sweep"):
+        from zooter import cv, report, sweep
 
-        {"report": report.main, "cv": cv.main}[argv[0]](argv[1:])
+        {"report": report.main, "cv": cv.main, "sweep": sweep.main}[argv[0]](argv[1:])
         return
     ZooterCLI(
         RouterModule,
@@ -77,7 +77,8 @@ def main(args: ArgsType = None) -> None:
         parser_kwargs={
             "description": "zooter: reward-guided routing of queries across LLMs. "
             "Also: `zooter synth --help` (a synthetic routing table), "
-            "`zooter report --help` (routers against baselines), `zooter cv --help` (k-fold cross-validation)."
+            "`zooter report --help` (routers against baselines), `zooter cv --help` (k-fold cross-validation), "
+            "`zooter sweep --help` (W&B sweep files, offline)."
         },
         args=args,
     )

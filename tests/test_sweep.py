@@ -1,0 +1,96 @@
+"""Sweep files (W&B format) and the offline runner: parsing, points, resume, aggregation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from zooter.cli import main
+from zooter.sweep import Sweep, point_args
+
+SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_every_sweep_is_valid_and_its_parameters_reach_the_config(path, capsys, monkeypatch):
+    spec = yaml.safe_load(path.read_text())
+    assert spec["name"] == path.stem and spec["method"] in ("grid", "random")
+    assert "${args}" in spec["command"] and spec["metric"]["name"] == "val/routed_score"
+    sweep = Sweep.load(path)
+    monkeypatch.chdir(REPO)  # sweep commands name configs relative to the repository root
+    for point in sweep.points()[:: max(len(sweep.points()) // 3, 1)]:
+        with pytest.raises(SystemExit) as done:
+            main(["fit", *sweep.base_args, *point_args(point), "--print_config"])
+        assert done.value.code == 0
+        config = yaml.safe_load(capsys.readouterr().out)
+        for name, value in point.items():
+            node = config
+            for part in name.split("."):
+                node = node[part] if part in node else node["init_args"][part]
+            assert node == value, f"{path.name}: {name}={value} did not reach the config"
+
+
+def test_unknown_sweep_parameter_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "configs/quickstart.yaml", "--data.bta=0.3", "--print_config"])
+    assert "bta" in capsys.readouterr().err
+
+
+def test_grid_random_and_bayes(tmp_path):
+    path = tmp_path / "s.yaml"
+    base = {"program": "src/zooter/__main__.py", "command": ["${env}", "fit", "--config", "x.yaml", "${args}"]}
+    path.write_text(yaml.safe_dump({**base, "method": "grid",
+                                    "parameters": {"a": {"values": [1, 2, 3]}, "b": {"values": ["x", "y"]},
+                                                   "c": {"value": 0.5}}}))  # fmt: skip
+    sweep = Sweep.load(path)
+    assert sweep.base_args == ["--config", "x.yaml"]
+    assert len(sweep.points()) == 6 and sweep.points()[1] == {"a": 1, "b": "y", "c": 0.5}
+    assert point_args(sweep.points()[0]) == ["--a=1", "--b=x", "--c=0.5"]
+    path.write_text(yaml.safe_dump({**base, "method": "random", "run_cap": 5,
+                                    "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-5,
+                                                          "max": 1e-3}}}))  # fmt: skip
+    draws = Sweep.load(path).points(seed=3)
+    assert len(draws) == 5 and draws == Sweep.load(path).points(seed=3)
+    assert all(1e-5 <= d["lr"] <= 1e-3 for d in draws)
+    path.write_text(yaml.safe_dump({**base, "method": "bayes", "parameters": {"a": {"values": [1]}}}))
+    with pytest.raises(ValueError, match="method 'bayes' needs the W&B server"):
+        Sweep.load(path).points()
+
+
+@pytest.mark.slow
+def test_offline_sweep_runs_resumes_and_aggregates(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    sweep_file = tmp_path / "beta_small.yaml"
+    spec = yaml.safe_load((REPO / "experiments/sweeps/beta.yaml").read_text())
+    spec["parameters"] = {"data.beta": {"values": [0.0, 1.0]}, "seed_everything": {"values": [0, 1]}}
+    sweep_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "sweep"
+    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=1",
+             f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    command = ["sweep", str(sweep_file), "--out", str(out), "--workers", "2", "--", *small]
+    main(command)
+    result = json.loads((out / "aggregate.json").read_text())
+    assert result["swept"] == ["data.beta"] and result["done"] == 4
+    assert [(row["data.beta"], row["seeds"]) for row in result["rows"]] == [(0.0, 2), (1.0, 2)]
+    assert (out / "aggregate.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| data.beta | seeds |" in (out / "aggregate.md").read_text()
+
+    broken = sorted(out.glob("p*"))[1]
+    (broken / "test" / "test_metrics.json").unlink()
+    capsys.readouterr()
+    main(command)
+    printed = capsys.readouterr().out
+    assert printed.count("already done") == 3
+    assert f"{broken.name} fit" in printed and json.loads((out / "aggregate.json").read_text())["done"] == 4
+
+
+def test_sweep_files_exist():
+    assert {p.stem for p in SWEEPS} >= {"beta", "reward_models", "hard_vs_soft", "temperature"}
+    assert all(
+        Path(REPO / part).is_file() for s in SWEEPS for part in Sweep.load(s).base_args if part.endswith(".yaml")
+    )

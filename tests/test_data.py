@@ -117,3 +117,20 @@ def test_split_spec_defaults_match_the_data_module():
     signature = inspect.signature(ZooterDataModule.__init__).parameters
     for field in fields(SplitSpec):
         assert signature[field.name].default == field.default, field.name
+
+
+def test_ranks_that_built_different_data_fail_together(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    dm = make(tmp_path)
+    assert dm.fingerprint() == make(tmp_path).fingerprint()
+    assert dm.fingerprint() != make(tmp_path, split_seed=1).fingerprint()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    dm.trainer = SimpleNamespace(world_size=2)
+
+    def gather(out, mine):
+        out[:] = [mine, "another rank's data"]
+
+    monkeypatch.setattr(torch.distributed, "all_gather_object", gather)
+    with pytest.raises(RuntimeError, match="DDP ranks built different data"):
+        dm._check_ranks_agree()

@@ -94,3 +94,21 @@ def test_sweep_files_exist():
     assert all(
         Path(REPO / part).is_file() for s in SWEEPS for part in Sweep.load(s).base_args if part.endswith(".yaml")
     )
+
+
+@pytest.mark.slow
+def test_reward_model_sweep_sets_each_router_beside_its_judges_rmr(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    spec = yaml.safe_load((REPO / "experiments/sweeps/reward_models.yaml").read_text())
+    spec["parameters"] = {"data.train_judge": {"values": ["rm_low_noise", "rm_high_noise"]}}
+    sweep_file = tmp_path / "rm.yaml"
+    sweep_file.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "sweep"
+    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=1",
+             f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    main(["sweep", str(sweep_file), "--out", str(out), "--workers", "2", "--", *small])
+    rows = json.loads((out / "aggregate.json").read_text())["rows"]
+    assert [row["data.train_judge"] for row in rows] == ["rm_high_noise", "rm_low_noise"]
+    # RMR with the low-noise judge beats RMR with the high-noise one on the true quality
+    assert rows[1]["rmr_score"] > rows[0]["rmr_score"]
+    assert "| rm_low_noise |" in (out / "aggregate.md").read_text().split("Reward-model comparison")[1]

@@ -18,6 +18,7 @@ accumulate_grad_batches``.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,29 @@ class ZooterDataModule(LightningDataModule):
         if "predict" not in self.datasets and "test" in self.datasets:
             self.datasets["predict"] = self.datasets["test"]
             self.tables["predict"] = self.tables["test"]
+        self._check_ranks_agree()
         self._report(labels)
+
+    def fingerprint(self) -> str:
+        """A hash of what every DDP rank must agree on: candidates, tokenizer, splits and the tag table."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([self.candidates, self.tokenizer_fingerprint, self.tag_table.tags]).encode())
+        digest.update(np.ascontiguousarray(self.tag_table.means).tobytes())
+        for split in sorted(self.tables):
+            digest.update(f"{split}:{','.join(self.tables[split].ids)}".encode())
+        return digest.hexdigest()[:16]
+
+    def _check_ranks_agree(self) -> None:
+        """Under DDP, every rank compares its fingerprint with all others' and all fail together on a mismatch."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size < 2 or not torch.distributed.is_initialized():
+            return
+        fingerprints: list[str | None] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(fingerprints, self.fingerprint())
+        if len(set(fingerprints)) > 1:
+            raise RuntimeError(
+                f"DDP ranks built different data (candidates, tokenizer, splits or tag table): {fingerprints}"
+            )
 
     def _report(self, labels: np.ndarray) -> None:
         sizes = ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())

@@ -214,6 +214,8 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                 }
         rows.append(row)
+    if "data.train_judge" in swept:
+        _add_reward_model_ranking(rows, out, jobs)
     result = {"sweep": sweep.name, "swept": swept, "points": len(jobs), "done": sum(len(r) for r in groups.values()),
               "rows": rows}  # fmt: skip
     write_text_atomic(out / "aggregate.json", json.dumps(result, indent=2) + "\n")
@@ -223,6 +225,25 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
     print(_markdown(result))
     print(f"zooter sweep: {result['done']}/{len(jobs)} points done; aggregate in {out / 'aggregate.md'}")
     return out
+
+
+def _add_reward_model_ranking(rows: list[dict[str, Any]], out: Path, jobs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Beside each train judge's router: that judge's RMR score on the same test split, and the cost ratio."""
+    from zooter import baselines
+    from zooter.evaluation import CostModel, decision_weights, expected_scores
+    from zooter.splits import SplitSpec, load_splits
+
+    done = [pid for pid, _ in jobs if (out / pid / "fit" / "config.yaml").is_file()]
+    if not done:
+        return
+    data = yaml.safe_load((out / done[0] / "fit" / "config.yaml").read_text())["data"]
+    test = load_splits(SplitSpec.from_mapping(data))["test"]
+    evals = test.judge(data.get("eval_judge", "scores"))
+    cost = CostModel()
+    for row in rows:
+        prefs = baselines.reward_model_ranking(test.judge(row["data.train_judge"]))
+        row["rmr_score"] = float(expected_scores(decision_weights(prefs, evals), evals).mean())
+        row["rmr_cost_over_routed"] = cost.reward_model_ranking(len(test.candidates)) / cost.routed()
 
 
 def _values_of(jobs: list[tuple[str, dict[str, Any]]], name: str) -> list[Any]:
@@ -238,6 +259,19 @@ def _markdown(result: dict[str, Any]) -> str:
         cells = [str(row[name]) for name in result["swept"]] + [str(row["seeds"])]
         cells += [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if m in row else "n/a" for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
+    if any("rmr_score" in row for row in result["rows"]):
+        lines += [
+            "",
+            "Reward-model comparison: the router trained on each judge against reward-model ranking (RMR)",
+            "with that judge (all N candidates generate, the judge picks), scored by the eval judge:",
+            "",
+            "| train judge | router score | RMR score | RMR cost / routed cost |",
+            "|---|---:|---:|---:|",
+        ]
+        for row in result["rows"]:
+            router = row.get("test/routed_score", {}).get("mean", float("nan"))
+            lines.append(f"| {row['data.train_judge']} | {router:.4f} | {row['rmr_score']:.4f} | "
+                         f"{row['rmr_cost_over_routed']:.1f}× |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -60,3 +60,36 @@ def test_ddp_trains_predicts_every_query_once_and_matches_one_process(tmp_path):
     assert ddp_metrics.keys() == one_metrics.keys()
     for key, value in one_metrics.items():
         assert ddp_metrics[key] == pytest.approx(value, abs=1e-5), key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_train_and_predict_every_query_once(tmp_path):
+    """num_nodes=2 x devices=1: two 'nodes' launched by hand, as a cluster launcher would, on 127.0.0.1."""
+    common = [*args(tmp_path), "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+              "--trainer.devices", "1", "--trainer.num_nodes", "2"]  # fmt: skip
+    ckpt = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
+    for stage, extra in (("fit", ["--trainer.max_epochs", "1"]), ("predict", ["--ckpt_path", str(ckpt)])):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}  # fmt: skip
+        nodes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "zooter", stage, *common, *extra],
+                env={**env, "NODE_RANK": str(rank)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for rank in (1, 0)
+        ]
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+        assert all(node.returncode == 0 for node in nodes), "\n".join(o[-3000:] for o in outputs)
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "quickstart" / "version_1" / "predictions.jsonl").open()]
+    table = generate(SynthConfig(num_queries=250))
+    assert [r["id"] for r in rows] == [table.ids[i] for i in np.random.default_rng(0).permutation(250)[:25]]

@@ -25,6 +25,7 @@ from zooter.files import atomic_path
 TINY_DEBERTA = "tiny-deberta"
 MINILM = "minilm"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TINY_TOKENIZER_VERSION = 2  # part of the cache key: bump when train_wordpiece changes
 TINY_DEBERTA_CONFIG: dict[str, Any] = {
     "hidden_size": 64,
     "num_hidden_layers": 2,
@@ -60,7 +61,8 @@ def build_tokenizer(
         return AutoTokenizer.from_pretrained(resolve(encoder))
     if not train_texts:
         raise ValueError("the tiny-deberta tokenizer is trained on the training queries; none were given")
-    digest = hashlib.sha256(f"{vocab_size}\0".encode() + "\0".join(train_texts).encode()).hexdigest()[:16]
+    key = f"{TINY_TOKENIZER_VERSION}\0{vocab_size}\0".encode() + "\0".join(train_texts).encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
     saved = Path(cache_dir) / f"tokenizer-{digest}" if cache_dir is not None else None
     if saved is not None and (saved / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(saved)

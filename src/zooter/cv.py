@@ -18,6 +18,7 @@ import sys
 from contextlib import redirect_stdout, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -39,7 +40,7 @@ class CrossValidation:
     folds: int = 5
     name: str = "cv"
     only: list[int] | None = None
-    checkpoint: str = "best"
+    checkpoint: Literal["best", "last"] = "best"
     report: ReportOptions = field(default_factory=ReportOptions)
 
 

@@ -21,8 +21,6 @@ from zooter.model import RouterModule
 from zooter.schema import write_jsonl
 from zooter.synth import SynthConfig, generate
 
-EXTRA_COMMANDS = ("synth", "report", "cv", "sweep")
-
 
 class ZooterCLI(LightningCLI):
     """LightningCLI with the data-to-model links and zooter's output callbacks always on."""

@@ -38,8 +38,6 @@ from zooter.schema import SCORES_JUDGE, RoutingTable, TableError
 from zooter.splits import SplitSpec, load_splits
 from zooter.synth import SynthConfig
 
-SPLITS = ("train", "val", "test", "predict")
-
 
 class RoutingDataset(Dataset):
     """One split: token ids plus, when the split is judged, targets and evaluation scores per query."""

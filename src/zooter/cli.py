@@ -3,6 +3,8 @@
 - ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.model.RouterModule`
   subclasses and :class:`~zooter.data.ZooterDataModule` (``--config`` repeatable, ``--print_config``).
 - ``zooter synth``: write a synthetic routing table (see :mod:`zooter.synth`).
+- ``zooter report|cv|sweep|generate|score|tag|route``: plain commands, each the ``main(argv)`` of its
+  module (see :data:`PLAIN_COMMANDS`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from zooter.data import ZooterDataModule
 from zooter.model import RouterModule
 from zooter.schema import write_jsonl
 from zooter.synth import SynthConfig, generate
+
+# subcommands that are plain functions, not LightningCLI runs: name -> module with ``main(argv)``
+PLAIN_COMMANDS = {
+    "report": "report",
+    "cv": "cv",
+    "sweep": "sweep",
+    "generate": "generate",
+    "score": "score",
+    "tag": "tag",
+    "route": "route",
+}
 
 
 class ZooterCLI(LightningCLI):
@@ -60,10 +73,10 @@ def main(args: ArgsType = None) -> None:
     if argv and argv[0] == "synth":
         CLI(synth, args=argv[1:])
         return
-    if argv and argv[0] in ("report", "cv", "sweep"):
-        from zooter import cv, report, sweep
+    if argv and argv[0] in PLAIN_COMMANDS:
+        import importlib
 
-        {"report": report.main, "cv": cv.main, "sweep": sweep.main}[argv[0]](argv[1:])
+        importlib.import_module(f"zooter.{PLAIN_COMMANDS[argv[0]]}").main(argv[1:])
         return
     ZooterCLI(
         RouterModule,
@@ -76,7 +89,9 @@ def main(args: ArgsType = None) -> None:
             "description": "zooter: reward-guided routing of queries across LLMs. "
             "Also: `zooter synth --help` (a synthetic routing table), "
             "`zooter report --help` (routers against baselines), `zooter cv --help` (k-fold cross-validation), "
-            "`zooter sweep --help` (W&B sweep files, offline)."
+            "`zooter sweep --help` (W&B sweep files, offline), `zooter generate --help` (candidate responses), "
+            "`zooter score --help` (reward-model scores), `zooter tag --help` (query tags), "
+            "`zooter route --help` (route queries with a trained checkpoint)."
         },
         args=args,
     )

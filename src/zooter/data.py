@@ -243,6 +243,20 @@ class ZooterDataModule(LightningDataModule):
         self._check_ranks_agree()
         self._report(labels)
 
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint, so :class:`zooter.route.Router` can route without the training
+        data: the tokenizer's files (the tiny-deberta tokenizer is trained on the training queries),
+        ``max_length`` and the best single model on average (the fallback of an unsure router)."""
+        state: dict[str, Any] = {"tokenizer_files": encoders.tokenizer_files(self.tokenizer)}
+        state["max_length"] = self.hparams.max_length
+        if self.best_single_index is not None:
+            state["best_single"] = self.candidates[self.best_single_index]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the data module rebuilds its tokenizer; the model checks its fingerprint."""
+
     def fingerprint(self) -> str:
         """A hash of what every DDP rank must agree on: candidates, tokenizer, splits and the tag table."""
         digest = hashlib.sha256()

@@ -1,0 +1,216 @@
+"""Routing decisions for use: a trained checkpoint in, one candidate per query out.
+
+Python::
+
+    from zooter import Router
+
+    router = Router.from_checkpoint("runs/quickstart/version_0/checkpoints/last.ckpt")
+    for decision in router.route(["Prove that sqrt(2) is irrational."], threshold=0.4):
+        print(decision.candidate, decision.probability, decision.fallback)
+
+Command line::
+
+    zooter route --ckpt_path C "first query" "second query"
+    zooter route --ckpt_path C --file queries.jsonl --out decisions.jsonl
+
+The decision rule, per query, with router probabilities ``p`` over the candidates:
+
+1. ``threshold``: when ``max(p) < threshold`` the router is unsure and the query goes to the best
+   single model on average (BMA: chosen on the training split by the evaluation judge, stored in the
+   checkpoint); the decision is marked ``fallback``.
+2. otherwise, with ``costs`` (one number per candidate, in any unit, e.g. dollars per 1k tokens) and
+   ``cost_weight`` λ: the candidate maximising ``p_i − λ·cost_i``; λ = 0 (default) is the paper's argmax.
+
+The checkpoint carries everything needed: weights, candidate list, the tokenizer's files (for
+``tiny-deberta`` it was trained on the training queries) and ``max_length``. The encoder's
+architecture is rebuilt from its name (``minilm`` from the installed package, a hub id from the
+local Hugging Face cache) without loading pretrained weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from zooter import encoders
+from zooter.model import CHECKPOINT_KEY, RouterModule, ZooterRouter
+
+DATAMODULE_KEY = "ZooterDataModule"  # Lightning saves a datamodule's state_dict under its class name
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """Where one query goes and why."""
+
+    query: str
+    candidate: str  # the chosen candidate
+    probability: float  # the router's probability of the chosen candidate
+    probabilities: dict[str, float]  # the router's full distribution
+    fallback: bool  # True: the router was below the threshold and the BMA was chosen
+
+
+class Router:
+    """A trained router for routing queries; build it with :meth:`from_checkpoint`."""
+
+    def __init__(
+        self,
+        model: RouterModule,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = 128,
+        best_single: str | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.best_single = best_single
+        self.batch_size = batch_size
+
+    @property
+    def candidates(self) -> list[str]:
+        return list(self.model.candidates)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 64) -> Router:
+        """Load a checkpoint written by ``zooter fit``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such checkpoint")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint.get(DATAMODULE_KEY, {})
+        if "tokenizer_files" not in state:
+            raise ValueError(
+                f"{path}: the checkpoint holds no tokenizer (written before zooter stored it); "
+                "retrain it, or build a Router from the model and the data module's tokenizer"
+            )
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        module_name, _, class_name = hparams.get("_class_path", "zooter.model.ZooterRouter").rpartition(".")
+        model_class: type[RouterModule] = getattr(importlib.import_module(module_name), class_name)
+        # rebuild the architecture only: the checkpoint's weights replace any pretrained ones anyway
+        overrides = {"pretrained": False} if issubclass(model_class, ZooterRouter) else {}
+        model = model_class.load_from_checkpoint(path, map_location=device, **overrides)
+        if checkpoint.get(CHECKPOINT_KEY, {}).get("candidates", model.candidates) != model.candidates:
+            raise ValueError(f"{path}: the checkpoint's candidate list disagrees with its hyperparameters")
+        return cls(
+            model,
+            encoders.tokenizer_from_files(state["tokenizer_files"]),
+            max_length=int(state.get("max_length", 128)),
+            best_single=state.get("best_single"),
+            batch_size=batch_size,
+        )
+
+    def probabilities(self, queries: Sequence[str]) -> np.ndarray:
+        """The router's distribution over candidates, ``[queries, candidates]`` (rows sum to 1)."""
+        queries = list(queries)
+        if not queries:
+            return np.zeros((0, len(self.candidates)))
+        for i, query in enumerate(queries):
+            if not isinstance(query, str) or not query.strip():
+                raise ValueError(f"query {i}: expected non-empty text, got {query!r}")
+        encoded = self.tokenizer(queries, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")  # similar lengths pad less
+        probs = np.zeros((len(queries), len(self.candidates)))
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
+                batch = {key: value.to(device) for key, value in batch.items()}
+                probs[rows] = self.model.scores(batch).float().softmax(dim=-1).cpu().numpy()
+        return probs
+
+    def route(
+        self,
+        queries: Sequence[str],
+        threshold: float | None = None,
+        costs: Mapping[str, float] | None = None,
+        cost_weight: float = 0.0,
+    ) -> list[RoutingDecision]:
+        """One decision per query (see the module docstring for the rule)."""
+        probs = self.probabilities(queries)
+        choice = choose(probs, self._cost_vector(costs), cost_weight)
+        fallback = np.zeros(len(choice), dtype=bool)
+        if threshold is not None:
+            if self.best_single is None:
+                raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")
+            fallback = probs.max(axis=1) < threshold
+            choice[fallback] = self.candidates.index(self.best_single)
+        return [
+            RoutingDecision(
+                query=query,
+                candidate=self.candidates[k],
+                probability=float(p[k]),
+                probabilities=dict(zip(self.candidates, map(float, p), strict=True)),
+                fallback=bool(fb),
+            )
+            for query, p, k, fb in zip(queries, probs, choice, fallback, strict=True)
+        ]
+
+    def _cost_vector(self, costs: Mapping[str, float] | None) -> np.ndarray | None:
+        if costs is None:
+            return None
+        missing = [c for c in self.candidates if c not in costs]
+        unknown = [c for c in costs if c not in self.candidates]
+        if missing or unknown:
+            raise ValueError(
+                f"costs must give one number per candidate {self.candidates}: missing {missing}, unknown {unknown}"
+            )
+        return np.array([float(costs[c]) for c in self.candidates])
+
+
+def choose(probs: np.ndarray, costs: np.ndarray | None = None, cost_weight: float = 0.0) -> np.ndarray:
+    """Index of ``argmax_i p_i − cost_weight·cost_i`` per row (plain argmax without costs)."""
+    if cost_weight < 0:
+        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+    utility = probs if costs is None or cost_weight == 0 else probs - cost_weight * costs[None, :]
+    return utility.argmax(axis=1)
+
+
+def main(argv: list[str]) -> None:
+    """``zooter route --ckpt_path C [QUERY ...] [--file F] [--threshold T] [--costs JSON --cost_weight λ]``"""
+    from jsonargparse import ArgumentParser
+
+    from zooter.journal import read_query_rows, write_rows_atomic
+    from zooter.schema import TableError
+
+    parser = ArgumentParser(prog="zooter route", description=__doc__.split("\n\n")[0])
+    parser.add_argument("queries", nargs="*", help="queries to route (or --file)")
+    parser.add_argument("--ckpt_path", type=Path, required=True, help="a checkpoint written by zooter fit")
+    parser.add_argument("--file", type=Path | None, default=None, help="a file of query rows (id, query)")
+    parser.add_argument("--out", type=Path | None, default=None, help="write decisions as JSON Lines here")
+    parser.add_argument("--threshold", type=float | None, default=None, help="below this top probability: BMA")
+    parser.add_argument("--costs", type=dict[str, float] | None, default=None, help='e.g. {"a": 1.0, "b": 0.1}')
+    parser.add_argument("--cost_weight", type=float, default=0.0, help="λ in p_i − λ·cost_i")
+    parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--batch_size", type=int, default=64)
+    args = parser.parse_args(argv)
+    try:
+        rows = [{"id": str(i), "query": q} for i, q in enumerate(args.queries)]
+        if args.file is not None:
+            rows += read_query_rows(args.file)
+        if not rows:
+            raise ValueError("nothing to route: give queries as arguments or --file")
+        router = Router.from_checkpoint(args.ckpt_path, device=args.device, batch_size=args.batch_size)
+        decisions = router.route([r["query"] for r in rows], args.threshold, args.costs, args.cost_weight)
+    except (ValueError, FileNotFoundError, TableError) as err:
+        sys.exit(f"zooter route: {err}")
+    width = max(len(c) for c in router.candidates)
+    for row, decision in zip(rows, decisions, strict=True):
+        note = " (fallback: BMA)" if decision.fallback else ""
+        preview = row["query"].replace("\n", " ")
+        preview = preview if len(preview) <= 70 else preview[:67] + "..."
+        print(f"{decision.candidate:<{width}}  p={decision.probability:.3f}{note}  {preview}")
+    if args.out is not None:
+        records = [
+            {"id": row["id"], **{k: v for k, v in asdict(decision).items() if k != "query"}}
+            for row, decision in zip(rows, decisions, strict=True)
+        ]
+        print(f"zooter route: {len(records)} decisions -> {write_rows_atomic(records, args.out)}")
+

@@ -112,6 +112,25 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenize
     )
 
 
+def tokenizer_files(tokenizer: PreTrainedTokenizerBase) -> dict[str, bytes]:
+    """The files ``save_pretrained`` writes for ``tokenizer``, by name (to store inside a checkpoint)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {path.name: path.read_bytes() for path in sorted(Path(tmp).iterdir()) if path.is_file()}
+
+
+def tokenizer_from_files(files: dict[str, bytes]) -> PreTrainedTokenizerBase:
+    """The tokenizer that :func:`tokenizer_files` stored."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            (Path(tmp) / name).write_bytes(content)
+        return AutoTokenizer.from_pretrained(tmp)
+
+
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """A short hash of the tokenizer's full definition (vocabulary, normaliser, framing)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

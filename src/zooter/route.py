@@ -213,4 +213,3 @@ def main(argv: list[str]) -> None:
             for row, decision in zip(rows, decisions, strict=True)
         ]
         print(f"zooter route: {len(records)} decisions -> {write_rows_atomic(records, args.out)}")
-

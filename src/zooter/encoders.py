@@ -157,15 +157,21 @@ def build_encoder(
 
 
 def embed_texts(
-    texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, batch_size: int = 64
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel,
+    batch_size: int = 64,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Mean-pooled last hidden states, one row per text (for kNN and tagging)."""
+    """Mean-pooled last hidden states, one row per text (for kNN and tagging); ``progress``: a tqdm bar."""
     import torch
+    from tqdm.auto import tqdm
 
     model.eval()
     chunks = [np.zeros((0, model.config.hidden_size), dtype=np.float32)]
+    starts = range(0, len(texts), batch_size)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
             batch = tokenizer(
                 list(texts[start : start + batch_size]),
                 padding=True,

@@ -36,8 +36,8 @@ Methods:
 
 ``--min_tag_count N`` removes new tags given to fewer than N queries (counted and reported). Next to
 the output, ``<out stem>.tags.md`` and ``<out stem>.tags.json`` list the tag vocabulary of the output
-rows: each tag, its number of queries, its share of all rows and up to 3 example queries, largest
-tags first.
+rows: each tag, its number of queries, its share of all rows and up to 3 example queries (with
+``cluster``: the queries nearest the centroid), largest tags first.
 """
 
 from __future__ import annotations
@@ -171,8 +171,9 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, num_clusters: int, w
     return names
 
 
-def cluster_tags(texts: Sequence[str], options: TagOptions) -> list[list[str]]:
-    """Tags per text by k-means over normalised sentence embeddings (see the module docstring)."""
+def cluster_tags(texts: Sequence[str], options: TagOptions) -> tuple[list[list[str]], list[float]]:
+    """Tags per text by k-means over normalised sentence embeddings (see the module docstring), and
+    each text's cosine similarity to its nearest centroid (how typical it is of its first tag)."""
     from sklearn.cluster import KMeans
 
     from zooter import encoders
@@ -210,7 +211,7 @@ def cluster_tags(texts: Sequence[str], options: TagOptions) -> list[list[str]]:
         f"zooter tag: cluster: {len(texts)} queries embedded with {options.encoder} in {embedded:.1f}s, "
         f"{k} k-means clusters" + (f" ({empty} with no nearest query)" if empty else "")
     )
-    return [[names[c] for c in clusters] for clusters in assigned]
+    return [[names[c] for c in clusters] for clusters in assigned], similarities.max(axis=1).tolist()
 
 
 # ----------------------------------------------------------------------------------------------- instag
@@ -384,11 +385,16 @@ def drop_rare(tags: list[list[str]], min_count: int) -> tuple[list[list[str]], d
     return [[tag for tag in row_tags if tag not in rare] for row_tags in tags], rare
 
 
-def vocabulary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each tag of ``rows`` with its number of queries, share of rows and first example queries, largest first."""
+def vocabulary(rows: Sequence[dict[str, Any]], typicality: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Each tag of ``rows`` with its number of queries, share of rows and example queries, largest first.
+
+    The examples are the rows with the highest ``typicality`` (e.g. similarity to the cluster centroid),
+    else the first rows in file order.
+    """
     members: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        for tag in dict.fromkeys(row.get("tags") or []):
+    order = range(len(rows)) if typicality is None else sorted(range(len(rows)), key=lambda i: -typicality[i])
+    for index in order:
+        for tag in dict.fromkeys(rows[index].get("tags") or []):
             members.setdefault(tag, []).append(index)
     ranked = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))
     return [
@@ -450,10 +456,14 @@ def run_tag(queries: str | Path, options: TagOptions) -> Path:
     texts = [rows[i]["query"] for i in todo]
     failed: list[str] = []
     new_tags: list[list[str]] = []
+    typicality: list[float] | None = None
     if not todo:
         print(f"zooter tag: all {len(rows)} rows already have tags (--keep_existing true): nothing to tag")
     elif options.method == "cluster":
-        new_tags = cluster_tags(texts, options)
+        new_tags, similarity = cluster_tags(texts, options)
+        typicality = [0.0] * len(rows)  # kept rows last, then the queries nearest their centroid first
+        for index, value in zip(todo, similarity, strict=True):
+            typicality[index] = 1.0 + value
     else:
         new_tags, failed = instag_tags(ids, texts, options)
     new_tags, rare = drop_rare(new_tags, options.min_tag_count)
@@ -468,7 +478,7 @@ def run_tag(queries: str | Path, options: TagOptions) -> Path:
     tagged = sum(1 for tags in new_tags if tags)
     kept = len(rows) - len(todo)
     untagged = sum(1 for row in tagged_rows if not row["tags"])
-    vocab = vocabulary(tagged_rows)
+    vocab = vocabulary(tagged_rows, typicality)
     summary = {
         "input": str(queries),
         "out": str(out),

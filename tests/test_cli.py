@@ -15,7 +15,9 @@ from zooter.cli import main
 from zooter.model import CheckpointMismatchError
 from zooter.synth import SynthConfig, generate
 
-CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+# LightningCLI configs (fit/test/predict); configs/generate/ holds `zooter generate` configs, parsed below
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "generate" not in p.parts)
+GENERATE_CONFIGS = sorted((REPO / "configs/generate").glob("*.yaml"))
 
 
 def common_args(tmp_path: Path) -> list[str]:
@@ -89,6 +91,15 @@ def test_every_shipped_config_parses(config, capsys):
         main(["fit", *extra, "--config", str(config), "--print_config"])
     assert done.value.code == 0
     assert re.search(r"class_path: zooter(\.model)?\.ZooterRouter", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("config", GENERATE_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_generate_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["generate", "--config", str(config), "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "candidates:" in printed and "backend: hf" in printed
 
 
 @pytest.mark.parametrize("experiment", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)

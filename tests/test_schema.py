@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -131,3 +132,94 @@ def test_parquet_and_csv_through_datasets(table_file, tmp_path):
         assert table.ids == expected.ids and table.tags == expected.tags and table.candidates == ["a", "b", "c"]
         np.testing.assert_array_equal(table.judge("scores"), expected.judge("scores"))
         np.testing.assert_array_equal(table.judge("rm"), expected.judge("rm"))
+
+
+def _same_table(a, b) -> None:
+    assert (a.ids, a.queries, a.tags, a.candidates, a.source, a.skipped) == (
+        b.ids,
+        b.queries,
+        b.tags,
+        b.candidates,
+        b.source,
+        b.skipped,
+    )
+    assert list(a.scores) == list(b.scores)
+    for judge in a.scores:
+        np.testing.assert_array_equal(a.scores[judge], b.scores[judge])
+    assert a.fields == b.fields and list(a.fields) == list(b.fields)
+
+
+def test_plain_jsonl_takes_the_columnar_path(table_file):
+    from zooter.schema import _load_jsonl_columns
+
+    rows = [row(i, {"a": float(i), "b": None, "c": 2}, source="x", n=i, ok=True) for i in range(5)]
+    path = table_file(rows)
+    fast = _load_jsonl_columns(path, str(path), None, ["scores"], 2, True)
+    assert fast is not None
+    _same_table(fast, load_table(path))
+    assert fast.fields == {"source": ["x"] * 5, "n": list(range(5)), "ok": [True] * 5}
+
+
+def _rows():
+    """Mostly valid tables (so the columnar path runs), with now and then a defect of any kind."""
+    from hypothesis import strategies as st
+
+    rare = st.sampled_from([None, float("nan"), float("inf"), True, "x", 10**20])
+    kinds = (rare, st.none(), st.integers(-5, 5), st.floats(-10, 10, allow_nan=False, allow_infinity=False))
+    cell = st.sampled_from([0] + [1] * 4 + [2] * 10 + [3] * 25).flatmap(kinds.__getitem__)
+
+    @st.composite
+    def table(draw):
+        order = draw(st.permutations(["a", "b", "c"]))
+        n = draw(st.integers(1, 4))
+        extra = draw(st.sampled_from([None, "s", 1, True, 1.5, ["l"], {"d": 1}, "mixed"]))
+        rows = []
+        for i in range(n):
+            present = [c for c in order if draw(st.integers(0, 9)) > 0]
+            r = {"id": draw(st.sampled_from([f"q{i}"] * 40 + ["q0", "", 7])), "query": f"query {i}"}
+            if draw(st.integers(0, 49)) == 0:
+                r["query"] = draw(st.sampled_from([" ", None, 3]))
+            tags = draw(st.sampled_from([None, [], ["t"], ["t", "t", "u"], ["u", "t"], "missing"] * 4 + [["t", 1]]))
+            if tags != "missing":
+                r["tags"] = tags
+            r["scores"] = {c: draw(cell) for c in present}
+            if draw(st.integers(0, 49)) == 0:
+                r["scores"] = None
+            judge = draw(st.sampled_from(["rm"] * 40 + ["scores", "none", "missing"]))
+            if judge == "none":
+                r["scores_by_judge"] = {"rm": None}
+            elif judge != "missing":
+                r["scores_by_judge"] = {judge: {c: draw(cell) for c in present}}
+            if extra == "mixed":
+                r["source"] = draw(st.sampled_from(["s", 1, None, 2.5]))
+            elif extra is not None:
+                r["source"] = extra
+            rows.append(r)
+        return rows
+
+    return table()
+
+
+def test_columnar_and_row_readers_agree(tmp_path):
+    """Whatever the file holds, the fast path gives the row reader's table or hands over to it."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from zooter.schema import build_table, read_rows
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_rows(), st.sampled_from([None, ["a", "b", "c"], ["c", "b", "a"]]), st.sampled_from([["scores"], ["rm"]]))
+    def check(rows, candidates, judges):
+        path = tmp_path / "t.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        args = dict(candidates=candidates, required_judges=judges, min_judged=2)
+        try:
+            expected = build_table(read_rows(path), str(path), **args)
+        except TableError as err:
+            with pytest.raises(TableError) as got:
+                load_table(path, **args)
+            assert str(got.value) == str(err)
+            return
+        _same_table(load_table(path, **args), expected)
+
+    check()

@@ -7,16 +7,19 @@ One row per query::
      "scores_by_judge": {"rm_a": {"model_a": 1.2, "model_b": -0.3}}}
 
 ``scores`` is itself a judge, named ``"scores"``. A ``null`` score means "not judged": it is stored as
-NaN and masked out of targets and metrics, never treated as zero. JSON Lines files are read line by
-line so every error names its line; Parquet and CSV files are read through ``datasets`` (in CSV the
-``tags``, ``scores`` and ``scores_by_judge`` columns hold JSON text).
+NaN and masked out of targets and metrics, never treated as zero. A well-formed JSON Lines file is read
+column-wise by Arrow; any file the columnar check does not accept is read line by line, so every error
+names its line. Parquet and CSV files are read through ``datasets`` (in CSV the ``tags``, ``scores``
+and ``scores_by_judge`` columns hold JSON text).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +103,21 @@ class RoutingTable:
             yield row
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many small acyclic containers (rows, tag
+    lists, token lists). Allocations trigger collections, and once torch and transformers are imported
+    each full collection walks millions of objects: without the pause, reading a 48k-row table took
+    0.3 s or 0.7 s depending on whether one fell inside it. Reference counting still frees memory."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def write_jsonl(table: RoutingTable, path: str | Path) -> Path:
     """Write a table as JSON Lines (atomically: a temporary file renamed into place)."""
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
@@ -169,10 +187,21 @@ def load_table(
         min_judged: fewest judged (non-null) candidates a row needs under each required judge.
         skip_underjudged: skip such rows (counted in ``table.skipped``) instead of raising.
         needs_scores: ``False`` accepts rows without scores (queries to route).
+
+    A well-formed JSON Lines file is read by Arrow's multithreaded JSON reader and validated on whole
+    columns (about 10x faster than row by row: a 48k-row table in well under a second). Anything the
+    fast path does not accept as plainly valid (a parse or type error, a null where a value belongs, a
+    duplicate id, an under-judged row, ...) sends the file through the row-by-row reader, which gives
+    the same table or the error with its line number.
     """
-    return build_table(
-        read_rows(path), str(path), candidates, required_judges, min_judged, skip_underjudged, needs_scores
-    )
+    with paused_gc():
+        if Path(path).suffix.lower() in {".jsonl", ".json"} and Path(path).is_file():
+            table = _load_jsonl_columns(Path(path), str(path), candidates, required_judges, min_judged, needs_scores)
+            if table is not None:
+                return table
+        return build_table(
+            read_rows(path), str(path), candidates, required_judges, min_judged, skip_underjudged, needs_scores
+        )
 
 
 def build_table(
@@ -256,6 +285,144 @@ def build_table(
         source=source,
         skipped=skipped,
         fields={name: [p.extra.get(name) for p in kept] for name in extra_names},
+    )
+
+
+def _load_jsonl_columns(
+    path: Path,
+    source: str,
+    candidates: Sequence[str] | None,
+    required_judges: Iterable[str],
+    min_judged: int,
+    needs_scores: bool,
+) -> RoutingTable | None:
+    """The table of a plainly valid JSONL file, read and checked column-wise; ``None`` for anything else.
+
+    ``None`` sends the file to the row-by-row reader (which then builds the same table or names the
+    problem), so this path only has to recognise the common case exactly: every row carries the same
+    judges (no judge object is null or missing), all judges list their candidates in one order, ids
+    and queries are non-empty strings, ids are unique, scores are finite numbers or null, every row
+    has enough judged candidates, and extra fields are strings, integers or booleans present in every
+    row. Nested extra fields are dropped, as the row reader drops them.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pa_json
+    except ImportError:  # pragma: no cover - pyarrow comes with datasets
+        return None
+    with path.open("rb") as f:
+        if f.read(3) == b"\xef\xbb\xbf":  # json.loads refuses a BOM; let the row reader say so
+            return None
+    try:
+        data = pa_json.read_json(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if data.num_rows == 0:
+        return None
+    n = data.num_rows
+    columns = {name: data.column(name).combine_chunks() for name in data.column_names}
+
+    def strings(name: str) -> list[str] | None:
+        column = columns.get(name)
+        if column is None or not pa.types.is_string(column.type) or column.null_count:
+            return None
+        values = column.to_pylist()
+        return values if all(value.strip() for value in values) else None
+
+    ids, queries = strings("id"), strings("query")
+    if ids is None or queries is None or len(set(ids)) != n:
+        return None
+    tags_column = columns.get("tags")
+    if tags_column is None or pa.types.is_null(tags_column.type):
+        tags: list[list[str]] = [[] for _ in range(n)]
+    elif pa.types.is_list(tags_column.type) and (
+        pa.types.is_string(tags_column.type.value_type) or pa.types.is_null(tags_column.type.value_type)
+    ):  # list<null>: every list is empty (checked next), or holds a null that the row reader refuses
+        if tags_column.flatten().null_count:
+            return None
+        tags = [[] if t is None else list(dict.fromkeys(t)) for t in tags_column.to_pylist()]
+    else:
+        return None
+
+    def struct(column: Any) -> tuple[bool, Any]:
+        """``(usable, column)``: a struct column without null rows; a null-typed column is absent (None)."""
+        if pa.types.is_null(column.type):
+            return True, None
+        return (pa.types.is_struct(column.type) and not column.null_count), column
+
+    judge_columns: dict[str, Any] = {}
+    usable, scores_column = struct(columns["scores"]) if "scores" in columns else (True, None)
+    if not usable:
+        return None
+    if scores_column is not None:
+        judge_columns[SCORES_JUDGE] = scores_column
+    usable, by_judge = struct(columns["scores_by_judge"]) if "scores_by_judge" in columns else (True, None)
+    if not usable:
+        return None
+    if by_judge is not None:
+        for field_, child in zip(by_judge.type, by_judge.flatten(), strict=True):
+            usable, judge_column = struct(child)
+            if not usable or field_.name in judge_columns:  # by_judge "scores" would replace the top-level one
+                return None
+            if judge_column is not None:
+                judge_columns[field_.name] = judge_column
+    if not judge_columns and needs_scores:
+        return None
+    names = {judge: [f.name for f in column.type] for judge, column in judge_columns.items()}
+    if candidates is None:
+        orders = list(names.values())
+        if not orders or any(order != orders[0] for order in orders):
+            return None
+        candidates = orders[0]
+    candidates = list(candidates)
+    if len(set(candidates)) != len(candidates) or len(candidates) < 2:
+        return None
+    position = {c: k for k, c in enumerate(candidates)}
+    if any(name not in position for order in names.values() for name in order):
+        return None
+    required = list(dict.fromkeys(required_judges))
+    if any(judge not in judge_columns for judge in required):
+        return None
+
+    scores: dict[str, np.ndarray] = {}
+    for judge, column in judge_columns.items():
+        matrix = np.full((n, len(candidates)), np.nan)
+        for field_, child in zip(column.type, column.flatten(), strict=True):
+            if pa.types.is_null(child.type):
+                continue
+            if not (pa.types.is_integer(child.type) or pa.types.is_floating(child.type)):
+                return None
+            try:
+                values = child.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            except pa.ArrowException:
+                return None
+            valid = child.is_valid().to_numpy(zero_copy_only=False)
+            if not np.isfinite(values[valid]).all():
+                return None
+            matrix[:, position[field_.name]] = np.where(valid, values, np.nan)
+        if judge in required and (np.isfinite(matrix).sum(axis=1) < min_judged).any():
+            return None
+        scores[judge] = matrix
+    judges = [j for j in scores if j in required] + [j for j in scores if j not in required]
+
+    fields: dict[str, list[Any]] = {}
+    for name, column in columns.items():
+        kind = column.type
+        if name in KNOWN_FIELDS or pa.types.is_null(kind) or pa.types.is_nested(kind):
+            continue  # the row reader keeps scalar extras only
+        if not (pa.types.is_string(kind) or pa.types.is_boolean(kind) or pa.types.is_integer(kind)):
+            return None  # floats: Arrow would turn a mix of 1 and 1.5 into 1.0 and 1.5
+        if column.null_count:
+            return None
+        fields[name] = column.to_pylist()
+    return RoutingTable(
+        ids=ids,
+        queries=queries,
+        tags=tags,
+        candidates=candidates,
+        scores={judge: scores[judge] for judge in judges},
+        source=source,
+        fields=fields,
     )
 
 

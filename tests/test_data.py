@@ -134,3 +134,126 @@ def test_ranks_that_built_different_data_fail_together(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.distributed, "all_gather_object", gather)
     with pytest.raises(RuntimeError, match="DDP ranks built different data"):
         dm._check_ranks_agree()
+
+
+def padding_share(lengths: np.ndarray, order: list[int], batch_size: int) -> float:
+    """Mean over batches of pad tokens / all tokens, each batch padded to its longest query."""
+    shares = []
+    for start in range(0, len(order), batch_size):
+        batch = lengths[order[start : start + batch_size]]
+        shares.append(1.0 - batch.sum() / (batch.max() * len(batch)))
+    return float(np.mean(shares))
+
+
+def test_length_grouped_sampler_yields_every_index_once_with_less_padding():
+    from zooter.data import LengthGroupedSampler
+
+    lengths = np.random.default_rng(0).integers(3, 60, size=203)  # 203: the last batch is short
+    sampler = LengthGroupedSampler(lengths, batch_size=8, mega_batches=5, seed=1)
+    order = list(sampler)
+    assert len(sampler) == 203 and sorted(order) == list(range(203))
+    random_order = np.random.default_rng(1).permutation(203).tolist()
+    grouped, ungrouped = padding_share(lengths, order, 8), padding_share(lengths, random_order, 8)
+    assert grouped < 0.5 * ungrouped, (grouped, ungrouped)
+    # the DataLoader's batches are the sampler's: each one comes from one sorted mega-batch
+    batches = [lengths[order[i : i + 8]] for i in range(0, 200, 8)]
+    assert all(b.max() - b.min() <= 20 for b in batches)
+    assert max(b.max() for b in batches) == lengths.max() == batches[0].max()  # longest batch first
+
+
+def test_length_grouped_sampler_is_seeded_by_seed_and_epoch():
+    from zooter.data import LengthGroupedSampler
+
+    lengths = np.arange(100) % 17
+
+    def order(seed: int, epoch: int) -> list[int]:
+        sampler = LengthGroupedSampler(lengths, batch_size=4, mega_batches=3, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(0, 0) == order(0, 0) and order(0, 3) == order(0, 3)
+    assert order(0, 1) != order(0, 0) and order(1, 0) != order(0, 0)
+
+
+def test_length_grouped_sampler_gives_each_ddp_rank_its_share_in_grouped_batches():
+    from torch.utils.data import DistributedSampler
+
+    from zooter.data import LengthGroupedSampler
+
+    lengths = np.random.default_rng(2).integers(3, 60, size=163)  # 163: the ranks' last batches are short
+    samplers = [LengthGroupedSampler(lengths, 4, mega_batches=5, seed=0, num_replicas=2, rank=r) for r in range(2)]
+    # a DistributedSampler, so Lightning does not wrap it in a DistributedSamplerWrapper that would reshuffle it
+    assert isinstance(samplers[0], DistributedSampler)
+    ranks = [list(sampler) for sampler in samplers]
+    assert len(ranks[0]) == len(ranks[1]) == len(samplers[0]) == 82
+    assert set(ranks[0] + ranks[1]) == set(range(163)) and len(ranks[0] + ranks[1]) == 164  # one repeat pads
+    for step in range(20):  # both ranks' batch k come from one length group
+        both = lengths[ranks[0][4 * step : 4 * step + 4] + ranks[1][4 * step : 4 * step + 4]]
+        assert both.max() - both.min() <= 20
+    one = LengthGroupedSampler(lengths, 8, mega_batches=5, seed=0)
+    assert [i for pair in zip(*ranks, strict=True) for i in pair][:160] == list(one)[:160]
+
+
+def test_group_by_length_train_loader_covers_the_split_with_grouped_batches(tmp_path):
+    dm = make(tmp_path, group_by_length=True)
+    loader = dm.train_dataloader()
+    indices = [batch["index"] for batch in loader]
+    assert sorted(torch.cat(indices).tolist()) == list(range(len(dm.datasets["train"])))
+    assert all(len(i) == 8 for i in indices)
+    # the same loader in a second epoch: another order
+    loader.sampler.set_epoch(1)
+    assert torch.cat([batch["index"] for batch in loader]).tolist() != torch.cat(indices).tolist()
+    assert make(tmp_path).train_dataloader().sampler.__class__.__name__ == "RandomSampler"
+
+
+def test_fit_with_group_by_length_runs(tmp_path, monkeypatch):
+    from conftest import cli_args
+    from zooter import data
+    from zooter.cli import main
+
+    epochs = []
+    original = data.LengthGroupedSampler.set_epoch
+    monkeypatch.setattr(data.LengthGroupedSampler, "set_epoch", lambda self, e: (epochs.append(e), original(self, e)))
+    args = cli_args(tmp_path, "configs/quickstart.yaml")
+    small = ["--data.synth.num_queries", "160", "--data.tokenizer_vocab_size", "300", "--trainer.max_epochs", "2"]
+    small += ["--trainer.log_every_n_steps", "3", "--trainer.enable_model_summary", "false"]
+    main(["fit", *args, *small, "--data.group_by_length", "true"])
+    run = tmp_path / "runs" / "quickstart" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "group_by_length: true" in (run / "config.yaml").read_text()
+    assert epochs == [0, 1]
+    # 2 epochs x 4 batches; train/loss is logged (only) on the steps the logger writes, every 3rd
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    logged = [r.split(",") for r in rows[1:] if r.split(",")[header.index("train/loss")]]
+    assert [int(r[header.index("step")]) for r in logged] == [2, 5]
+
+
+def test_prediction_runs_longest_first_and_maps_back_to_rows(tmp_path):
+    """Predict batches are cut from a length-sorted order (less padding); every item still names its row."""
+    dm = make(tmp_path)
+    test, predict = dm.datasets["test"], dm.datasets["predict"]
+    items = [predict[i] for i in range(len(predict))]
+    lengths = [len(item["input_ids"]) for item in items]
+    assert lengths == sorted(lengths, reverse=True)
+    assert sorted(item["index"] for item in items) == list(range(len(test)))
+    for item in items:
+        expected = test[item["index"]]
+        assert item["input_ids"] == expected["input_ids"]
+        assert torch.equal(item["target"], expected["target"])
+    padded = sum(b["input_ids"].numel() for b in dm.predict_dataloader())
+    assert padded <= sum(b["input_ids"].numel() for b in dm.test_dataloader())
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collator_pads_as_the_tokenizer_does(tmp_path, side):
+    from zooter.data import RoutingCollator
+
+    dm = make(tmp_path)
+    dm.tokenizer.padding_side = side
+    items = [dm.datasets["train"][i] for i in range(8)]
+    expected = dm.tokenizer.pad([{"input_ids": item["input_ids"]} for item in items], return_tensors="pt")
+    batch = RoutingCollator(dm.tokenizer)(items)
+    for key in ("input_ids", "attention_mask"):
+        assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key]), key
+    assert torch.equal(batch["target"], torch.stack([item["target"] for item in items]))

@@ -13,13 +13,17 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from jsonargparse import CLI
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from zooter.callbacks import RoutingPredictionWriter, TestMetricsWriter, ZooterSaveConfig
 from zooter.data import ZooterDataModule
 from zooter.model import RouterModule
+from zooter.resume import AtomicCheckpointIO, RandomStateCheckpoint
 from zooter.schema import write_jsonl
 from zooter.synth import SynthConfig, generate
 
@@ -36,7 +40,8 @@ PLAIN_COMMANDS = {
 
 
 class ZooterCLI(LightningCLI):
-    """LightningCLI with the data-to-model links and zooter's output callbacks always on."""
+    """LightningCLI with the data-to-model links, zooter's output callbacks, atomic checkpoints and
+    random state saved in checkpoints always on (see :mod:`zooter.resume`)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.encoder", "model.init_args.encoder")
@@ -44,7 +49,14 @@ class ZooterCLI(LightningCLI):
             parser.link_arguments(f"data.{value}", f"model.init_args.{value}", apply_on="instantiate")
         parser.add_lightning_class_args(TestMetricsWriter, "test_metrics_writer")
         parser.add_lightning_class_args(RoutingPredictionWriter, "prediction_writer")
+        parser.add_lightning_class_args(RandomStateCheckpoint, "random_state")
         parser.set_defaults({"model": {"class_path": "zooter.model.ZooterRouter"}})
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a CheckpointIO the user chose
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
 
 def synth(out: Path = Path("data/synth.jsonl"), table: SynthConfig | None = None) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -110,6 +111,20 @@ def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     main([*cv, *args])
     assert capsys.readouterr().out.count("already done") == 2
+
+    # killed after fold 1's fit, before its predictions: the rerun resumes the finished fit (which stops
+    # at once: no epoch is trained twice) and predicts from the same checkpoint
+    predict_dir = tmp_path / "runs" / "qs" / "fold1-predict"
+    before = (predict_dir / "predictions.jsonl").read_text()
+    best = sorted((tmp_path / "runs" / "qs" / "fold1" / "checkpoints").glob("best-*.ckpt"))
+    best_before = [p.read_bytes() for p in best]
+    shutil.rmtree(predict_dir)
+    main([*cv, *args])
+    printed = capsys.readouterr().out
+    assert printed.count("already done") == 1
+    assert f"--ckpt_path {tmp_path / 'runs' / 'qs' / 'fold1' / 'checkpoints' / 'last.ckpt'}" in printed
+    assert (predict_dir / "predictions.jsonl").read_text() == before
+    assert [p.read_bytes() for p in best] == best_before  # nothing was trained again
 
 
 def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +116,42 @@ def test_reward_model_sweep_sets_each_router_beside_its_judges_rmr(tmp_path, mon
     # RMR with the low-noise judge beats RMR with the high-noise one on the true quality
     assert rows[1]["rmr_score"] > rows[0]["rmr_score"]
     assert "| rm_low_noise |" in (out / "aggregate.md").read_text().split("Reward-model comparison")[1]
+
+
+@pytest.mark.slow
+def test_sweep_killed_mid_fit_resumes_without_redoing_or_losing_points(tmp_path):
+    sweep_file = tmp_path / "beta_two.yaml"
+    spec = yaml.safe_load((REPO / "experiments/sweeps/beta.yaml").read_text())
+    spec["parameters"] = {"data.beta": {"values": [0.0, 1.0]}}
+    sweep_file.write_text(yaml.safe_dump(spec))
+    # 200 queries: 160 for training, 5 steps an epoch; the first point's fit is killed in its 2nd epoch
+    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=2",
+             f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    kill = ["--trainer.callbacks+=chaos.KillAtStep", "--trainer.callbacks.step=7",
+            f"--trainer.callbacks.marker={tmp_path / 'killed-once'}", "--trainer.callbacks.group=true"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "tests"), "PYTHONWARNINGS": "ignore"}
+
+    def sweep(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "zooter", "sweep", str(sweep_file), "--out", str(out), "--", *small, *extra]
+        # its own process group: the kill takes the sweep and its fit, as a scheduler would, not pytest
+        return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+                              start_new_session=True)  # fmt: skip
+
+    out = tmp_path / "sweep"
+    first = sweep(out, *kill)
+    assert first.returncode == -signal.SIGKILL, first.stdout[-2000:] + first.stderr[-2000:]
+    points = sorted(p.name for p in out.glob("p*"))
+    assert len(points) == 1 and (out / points[0] / "fit" / "checkpoints" / "last.ckpt").is_file()
+
+    second = sweep(out, *kill)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert f"{points[0]} resumes its fit from" in second.stdout
+    assert second.stdout.count(" fit --data.beta") == 2  # the resumed point and the one not yet started
+    assert json.loads((out / "aggregate.json").read_text())["done"] == 2
+
+    reference = sweep(tmp_path / "reference")  # the same sweep, never killed
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    for point in sorted(p.name for p in (tmp_path / "reference").glob("p*")):
+        resumed = json.loads((out / point / "test" / "test_metrics.json").read_text())
+        uninterrupted = json.loads((tmp_path / "reference" / point / "test" / "test_metrics.json").read_text())
+        assert resumed == pytest.approx(uninterrupted, abs=1e-6), point

@@ -5,8 +5,8 @@
 Everything after ``--`` goes to ``zooter fit`` and ``zooter predict`` for every fold, plus
 ``--data.folds K --data.fold k`` and a fixed logger version, so fold k lives in
 ``<save_dir>/<name>/fold<k>`` (training) and ``<save_dir>/<name>/fold<k>-predict`` (predictions).
-Each step is its own process (DDP-safe). Finished folds are skipped on a rerun, so a killed
-cross-validation resumes where it stopped.
+Each step is its own process (DDP-safe). A rerun skips folds with predictions and resumes a fold
+killed mid-fit from its ``last.ckpt``, so a killed cross-validation goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Literal
 import yaml
 
 from zooter.report import ReportOptions, write_report
+from zooter.resume import resume_args
 
 
 @dataclass
@@ -54,8 +55,8 @@ def run(settings: CrossValidation, trainer_args: list[str]) -> Path:
         if (predict_dir / "predictions.jsonl").is_file():
             print(f"zooter cv: fold {fold} already done ({predict_dir})")
         else:
-            if not _checkpoint(fit_dir, settings.checkpoint, must_exist=False):
-                _zooter("fit", *fold_args, "--trainer.logger.init_args.version", f"fold{fold}")
+            # a fold killed mid-fit resumes from its last.ckpt; a finished fit resumes at its end and stops
+            _zooter("fit", *fold_args, "--trainer.logger.init_args.version", f"fold{fold}", *resume_args(fit_dir))
             ckpt = _checkpoint(fit_dir, settings.checkpoint)
             _zooter("predict", *fold_args, "--trainer.logger.init_args.version", f"fold{fold}-predict",
                     "--ckpt_path", str(ckpt))  # fmt: skip
@@ -80,12 +81,12 @@ def _save_dir(trainer_args: list[str]) -> Path:
     return Path(logger["init_args"]["save_dir"])
 
 
-def _checkpoint(fit_dir: Path, which: str, must_exist: bool = True) -> Path | None:
+def _checkpoint(fit_dir: Path, which: str) -> Path:
     pattern = "best-*.ckpt" if which == "best" else "last.ckpt"
     found = sorted((fit_dir / "checkpoints").glob(pattern))
-    if not found and must_exist:
+    if not found:
         raise SystemExit(f"zooter cv: no {pattern} in {fit_dir / 'checkpoints'} (is a ModelCheckpoint configured?)")
-    return found[-1] if found else None
+    return found[-1]
 
 
 def _zooter(*argv: str) -> None:

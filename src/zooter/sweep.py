@@ -3,8 +3,9 @@
 The same YAML drives ``wandb sweep`` + ``wandb agent`` (with an account) and this runner (without).
 Each point runs ``zooter fit`` with the file's command arguments plus ``--name=value`` per parameter,
 then ``zooter test`` on its best checkpoint, each in its own process, in ``<out>/<point id>/``.
-A point is done when its ``test/test_metrics.json`` exists: a rerun skips done points and redoes
-broken ones. ``grid`` runs the Cartesian product of ``values``; ``random`` draws ``run_cap`` points
+A point is done when its ``test/test_metrics.json`` exists: a rerun skips done points, resumes a
+point killed mid-fit from its ``fit/checkpoints/last.ckpt`` (when its arguments are unchanged), and
+starts other broken points over. ``grid`` runs the Cartesian product of ``values``; ``random`` draws ``run_cap`` points
 (``values`` or ``distribution: uniform | int_uniform | log_uniform_values`` with ``min``/``max``);
 ``bayes`` needs the W&B server and is refused. At the end: ``aggregate.md``, ``aggregate.json`` and
 ``aggregate.png``: each metric's mean ± std over seeds per swept value, with BMA and oracle lines.
@@ -29,6 +30,7 @@ import numpy as np
 import yaml
 
 from zooter.files import write_text_atomic
+from zooter.resume import resume_args
 
 SEED_KEY = "seed_everything"
 METRICS = ("test/routed_score", "test/gap_recovered", "test/kl", "test/top1_acc")
@@ -173,24 +175,32 @@ def _run_point(sweep: Sweep, out: Path, runner: SweepRunner, pid: str, point: di
     if _done(directory):
         print(f"zooter sweep: {pid} already done", flush=True)
         return None
-    if directory.exists():
-        shutil.rmtree(directory)  # a broken or interrupted point starts over
-    directory.mkdir(parents=True)
-    write_text_atomic(directory / "point.json", json.dumps(point, indent=2) + "\n")
     args = [*sweep.base_args, *point_args(point), *runner.overrides,
             "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", pid]  # fmt: skip
-    log = (directory / "log.txt").open("w")
-    for stage, extra in (("fit", ["--trainer.logger.init_args.version", "fit"]), ("test", None)):
-        if stage == "test":
-            checkpoints = sorted((directory / "fit" / "checkpoints").glob("best-*.ckpt"))
-            if not checkpoints:
-                return f"{pid}: no best checkpoint in {directory / 'fit' / 'checkpoints'}"
-            extra = ["--trainer.logger.init_args.version", "test", "--ckpt_path", str(checkpoints[-1])]
-        print(f"zooter sweep: {pid} {stage} {' '.join(point_args(point))}", flush=True)
-        command = [sys.executable, "-m", "zooter", stage, *args, *extra, "--trainer.enable_progress_bar=false"]
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-        if done.returncode != 0:
-            return f"{pid}: `zooter {stage}` exited with {done.returncode}; see {directory / 'log.txt'}"
+    command_file = directory / "command.json"
+    resume = resume_args(directory / "fit")
+    if resume and command_file.is_file() and json.loads(command_file.read_text()) == args:
+        print(f"zooter sweep: {pid} resumes its fit from {resume[1]}", flush=True)
+        shutil.rmtree(directory / "test", ignore_errors=True)
+    else:  # new, or broken before its first checkpoint, or run with other arguments: start over
+        resume = []
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        write_text_atomic(directory / "point.json", json.dumps(point, indent=2) + "\n")
+        write_text_atomic(command_file, json.dumps(args) + "\n")
+    with (directory / "log.txt").open("a") as log:
+        for stage, extra in (("fit", ["--trainer.logger.init_args.version", "fit", *resume]), ("test", None)):
+            if stage == "test":
+                checkpoints = sorted((directory / "fit" / "checkpoints").glob("best-*.ckpt"))
+                if not checkpoints:
+                    return f"{pid}: no best checkpoint in {directory / 'fit' / 'checkpoints'}"
+                extra = ["--trainer.logger.init_args.version", "test", "--ckpt_path", str(checkpoints[-1])]
+            print(f"zooter sweep: {pid} {stage} {' '.join(point_args(point))}", flush=True)
+            command = [sys.executable, "-m", "zooter", stage, *args, *extra, "--trainer.enable_progress_bar=false"]
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            if done.returncode != 0:
+                return f"{pid}: `zooter {stage}` exited with {done.returncode}; see {directory / 'log.txt'}"
     return None
 
 

@@ -152,7 +152,7 @@ def _same_table(a, b) -> None:
 def test_plain_jsonl_takes_the_columnar_path(table_file):
     from zooter.schema import _load_jsonl_columns
 
-    rows = [row(i, {"a": float(i), "b": None, "c": 2}, source="x", n=i, ok=True) for i in range(5)]
+    rows = [row(i, {"a": float(i), "b": None if i else 0.5, "c": 2}, source="x", n=i, ok=True) for i in range(5)]
     path = table_file(rows)
     fast = _load_jsonl_columns(path, str(path), None, ["scores"], 2, True)
     assert fast is not None
@@ -205,7 +205,7 @@ def test_columnar_and_row_readers_agree(tmp_path):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from zooter.schema import build_table, read_rows
+    from zooter.schema import _check_every_candidate_judged, build_table, read_rows
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(_rows(), st.sampled_from([None, ["a", "b", "c"], ["c", "b", "a"]]), st.sampled_from([["scores"], ["rm"]]))
@@ -215,6 +215,7 @@ def test_columnar_and_row_readers_agree(tmp_path):
         args = dict(candidates=candidates, required_judges=judges, min_judged=2)
         try:
             expected = build_table(read_rows(path), str(path), **args)
+            _check_every_candidate_judged(expected, judges)
         except TableError as err:
             with pytest.raises(TableError) as got:
                 load_table(path, **args)

@@ -129,6 +129,8 @@ def write_jsonl(table: RoutingTable, path: str | Path) -> Path:
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, row)`` for each row of a JSONL, Parquet or CSV file."""
     path = Path(path)
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory, expected a table file")
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -141,8 +143,12 @@ def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TableError(f"{path}:{number}: not UTF-8 text (byte {err.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:
@@ -194,14 +200,37 @@ def load_table(
     duplicate id, an under-judged row, ...) sends the file through the row-by-row reader, which gives
     the same table or the error with its line number.
     """
-    with paused_gc():
-        if Path(path).suffix.lower() in {".jsonl", ".json"} and Path(path).is_file():
-            table = _load_jsonl_columns(Path(path), str(path), candidates, required_judges, min_judged, needs_scores)
-            if table is not None:
-                return table
-        return build_table(
-            read_rows(path), str(path), candidates, required_judges, min_judged, skip_underjudged, needs_scores
-        )
+    required_judges = tuple(required_judges)
+    try:
+        with paused_gc():
+            table = None
+            if Path(path).suffix.lower() in {".jsonl", ".json"} and Path(path).is_file():
+                try:
+                    table = _load_jsonl_columns(
+                        Path(path), str(path), candidates, required_judges, min_judged, needs_scores
+                    )
+                except UnicodeDecodeError:  # Arrow reads bytes unchecked; the row reader names the line
+                    table = None
+            if table is None:
+                table = build_table(
+                    read_rows(path), str(path), candidates, required_judges, min_judged, skip_underjudged, needs_scores
+                )
+    except OSError as err:  # permissions, I/O errors, ...
+        raise TableError(f"{path}: cannot read: {err.strerror or err}") from None
+    _check_every_candidate_judged(table, required_judges)
+    return table
+
+
+def _check_every_candidate_judged(table: RoutingTable, judges: Iterable[str]) -> None:
+    """A candidate that a required judge scores in no row at all cannot be learned or evaluated."""
+    for judge in judges:
+        judged = np.isfinite(table.judge(judge)).any(axis=0)
+        never = [candidate for candidate, seen in zip(table.candidates, judged, strict=True) if not seen]
+        if never:
+            raise TableError(
+                f"{table.source}: candidate(s) {never} have no score under judge {judge!r} in any of the "
+                f"{len(table)} rows; score them, or leave them out of data.candidates"
+            )
 
 
 def build_table(

@@ -2,14 +2,15 @@
 
 The CLI runs as a subprocess with this folder on ``PYTHONPATH`` and adds them with
 ``--trainer.callbacks+=chaos.KillAtStep --trainer.callbacks.step=N``. Run as a script,
-``python chaos.py ZOOTER_ARGS...`` runs ``zooter`` with ``torch.save`` killing the process half-way
-through the ``ZOOTER_KILL_AT_SAVE``-th write of ``last.ckpt``.
+``python chaos.py ZOOTER_ARGS...`` runs ``zooter`` killed half-way through the ``ZOOTER_KILL_AT``-th
+write (default 1) of a file whose name holds ``ZOOTER_KILL_WRITING`` (e.g. ``last.ckpt``).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import pathlib
 import signal
 import sys
 
@@ -54,30 +55,43 @@ class RaiseOnRank(Callback):
             raise RuntimeError(f"chaos: rank {self.rank} fails at step {self.step}")
 
 
-def kill_during_nth_save(n: int, name: str = "last.ckpt") -> None:
-    """Make the ``n``-th ``torch.save`` into a file whose name holds ``name`` write half its bytes, then
-    SIGKILL the process."""
-    real_save = torch.save
+def kill_during_nth_write(n: int, name: str) -> None:
+    """Make the ``n``-th write of a file whose name holds ``name`` (a checkpoint through ``torch.save``,
+    text through ``Path.write_text``) write half its bytes, then SIGKILL the process."""
+    real_save, real_write_text = torch.save, pathlib.Path.write_text
     calls = 0
 
-    def save(obj: object, f: object, *args: object, **kwargs: object) -> None:
-        nonlocal calls
-        if name not in str(getattr(f, "name", "")):
-            return real_save(obj, f, *args, **kwargs)
-        calls += 1
-        if calls < n:
-            return real_save(obj, f, *args, **kwargs)
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        f.write(buffer.getvalue()[: buffer.tell() // 2])
+    def kill_now(f: object, data: bytes) -> None:
+        f.write(data[: len(data) // 2])
         f.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
+    def due(target: object) -> bool:
+        nonlocal calls
+        if name in str(target):
+            calls += 1
+        return name in str(target) and calls == n
+
+    def save(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        if not due(getattr(f, "name", "")):
+            return real_save(obj, f, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        kill_now(f, buffer.getvalue())
+
+    def write_text(path: pathlib.Path, data: str, *args: object, **kwargs: object) -> int:
+        if not due(path.name):
+            return real_write_text(path, data, *args, **kwargs)
+        with path.open("wb") as f:
+            kill_now(f, data.encode())
+        return 0
+
     torch.save = save
+    pathlib.Path.write_text = write_text
 
 
 if __name__ == "__main__":
-    kill_during_nth_save(int(os.environ["ZOOTER_KILL_AT_SAVE"]))
+    kill_during_nth_write(int(os.environ.get("ZOOTER_KILL_AT", "1")), os.environ["ZOOTER_KILL_WRITING"])
     from zooter.cli import main
 
     main(sys.argv[1:])

@@ -86,7 +86,8 @@ def test_fit_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(uninterrup
 
 def test_kill_while_saving_a_checkpoint_leaves_the_previous_one_whole(tmp_path):
     args = fit_args(tmp_path, "runs")
-    killed = zooter_process("fit", *args, script=TESTS / "chaos.py", ZOOTER_KILL_AT_SAVE="2")  # epoch 2's save
+    chaos = dict(ZOOTER_KILL_WRITING="last.ckpt", ZOOTER_KILL_AT="2")  # epoch 2's last.ckpt
+    killed = zooter_process("fit", *args, script=TESTS / "chaos.py", **chaos)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     checkpoints = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints"
     leftovers = sorted(p.name for p in checkpoints.glob(".last.ckpt.tmp*"))
@@ -97,6 +98,19 @@ def test_kill_while_saving_a_checkpoint_leaves_the_previous_one_whole(tmp_path):
     main(["fit", *args, "--ckpt_path", str(checkpoints / "last.ckpt")])  # and it resumes
     final = tmp_path / "runs" / "quickstart" / "version_1" / "checkpoints" / "last.ckpt"
     assert torch.load(final, map_location="cpu", weights_only=False)["global_step"] == 18
+
+
+def test_predict_killed_while_writing_leaves_no_predictions_file(uninterrupted):
+    _, args, ckpt = uninterrupted
+    predict = ["predict", *args, "--ckpt_path", str(ckpt)]
+    killed = zooter_process(*predict, script=TESTS / "chaos.py", ZOOTER_KILL_WRITING="predictions.jsonl")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run = newest_run(args)
+    assert not (run / "predictions.jsonl").exists()  # only the half-written temporary file is left
+    assert len(list(run.glob(".predictions.jsonl.tmp*"))) == 1
+    main(predict)
+    rows = [json.loads(line) for line in (newest_run(args) / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and len({r["id"] for r in rows}) == 24
 
 
 def test_same_config_and_seed_give_identical_weights_metrics_and_predictions(uninterrupted, tmp_path):

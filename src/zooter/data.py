@@ -258,7 +258,9 @@ class ZooterDataModule(LightningDataModule):
         self.save_hyperparameters(ignore=["candidates"])
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"data.beta must be in [0, 1], got {beta}")
-        self.tables = load_splits(SplitSpec.from_mapping({**self.hparams, "candidates": candidates}))
+        self.tables = load_splits(
+            SplitSpec.from_mapping({**self.hparams, "candidates": candidates}), cache_dir=self.hparams.cache_dir
+        )
         for table in self.tables.values():
             if table.skipped:
                 example = table.skipped[0]
@@ -276,9 +278,7 @@ class ZooterDataModule(LightningDataModule):
     def _cache_path(self, table: RoutingTable) -> Path:
         key = hashlib.sha256()
         key.update(f"{self.tokenizer_fingerprint}\0{self.hparams.max_length}\0".encode())
-        for query in table.queries:
-            key.update(query.encode())
-            key.update(b"\0")
+        key.update("".join(f"{query}\0" for query in table.queries).encode())  # query, NUL, query, NUL, ...
         return Path(self.hparams.cache_dir) / f"tokens-{key.hexdigest()[:16]}"
 
     def prepare_data(self) -> None:

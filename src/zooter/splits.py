@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zooter.schema import SCORES_JUDGE, RoutingTable, TableError, load_table
+from zooter.schema import SCORES_JUDGE, RoutingTable, TableError
 from zooter.synth import SynthConfig, generate
+from zooter.table_cache import load_table_cached
 
 
 @dataclass
@@ -54,22 +57,27 @@ class SplitSpec:
             )
 
 
-def load_splits(spec: SplitSpec) -> dict[str, RoutingTable]:
-    """Read, validate and split the tables: ``train``, ``val``, and ``test``/``predict`` when there are some."""
+def load_splits(spec: SplitSpec, cache_dir: str | Path | None = None) -> dict[str, RoutingTable]:
+    """Read, validate and split the tables: ``train``, ``val``, and ``test``/``predict`` when there are some.
+
+    ``cache_dir``: keep the validated tables there, so the next run with the same files skips validation
+    (see :mod:`zooter.table_cache`).
+    """
     spec.check()
+    load_table = partial(load_table_cached, cache_dir=cache_dir)
     judges = (spec.train_judge, spec.eval_judge)
     load = dict(required_judges=judges, min_judged=spec.min_judged, skip_underjudged=spec.skip_underjudged)
     if spec.train_path is not None:
-        tables = {"train": load_table(spec.train_path, spec.candidates, **load)}
+        tables = {"train": load_table(spec.train_path, candidates=spec.candidates, **load)}
         fixed = tables["train"].candidates
         for split, split_path in (("val", spec.val_path), ("test", spec.test_path)):
             if split_path is not None:
-                tables[split] = load_table(split_path, fixed, **load)
+                tables[split] = load_table(split_path, candidates=fixed, **load)
         if "val" not in tables:
             tables["train"], tables["val"] = _cut(tables["train"], spec.val_fraction, spec.split_seed)
     else:
         if spec.path is not None:
-            full = load_table(spec.path, spec.candidates, **load)
+            full = load_table(spec.path, candidates=spec.candidates, **load)
         else:
             synth = spec.synth or SynthConfig()
             full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))
@@ -80,7 +88,11 @@ def load_splits(spec: SplitSpec) -> dict[str, RoutingTable]:
         tables = _split(full, spec)
     if spec.predict_path is not None:
         tables["predict"] = load_table(
-            spec.predict_path, tables["train"].candidates, required_judges=(), min_judged=0, needs_scores=False
+            spec.predict_path,
+            candidates=tables["train"].candidates,
+            required_judges=(),
+            min_judged=0,
+            needs_scores=False,
         )
     for split, table in tables.items():
         if len(table) == 0:

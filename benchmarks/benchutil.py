@@ -94,6 +94,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+def command_section() -> list[str]:
+    """The ``## Command`` section of a results file: the command line that wrote it."""
+    return ["## Command", "", "```bash", f"HF_HUB_OFFLINE=1 {command_line()}", "```"]
+
+
 def command_line() -> str:
     script = Path(sys.argv[0]).resolve()
     if script.is_relative_to(REPO):

@@ -210,11 +210,7 @@ def report(args, epochs: int, rows, quality, info, elapsed: float) -> str:
         benchutil.machine_section(info),
         f"Total time {elapsed:.0f} s.",
         "",
-        "## Command",
-        "",
-        "```bash",
-        f"HF_HUB_OFFLINE=1 {benchutil.command_line()}",
-        "```",
+        *benchutil.command_section(),
     ]
     return "\n".join(lines)
 

@@ -43,11 +43,10 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from zooter.callbacks import ZooterSaveConfig
-from zooter.cli import ZooterCLI
-from zooter.data import RoutingCollator, ZooterDataModule
+from zooter.cli import ZooterCLI, make_cli
+from zooter.data import RoutingCollator
 from zooter.losses import kl_divergence
-from zooter.model import RouterModule, ZooterRouter
+from zooter.model import ZooterRouter
 
 # the configs `zooter fit` is given for each encoder (batch 32 for both), and (steps, warm-up) per run
 ENCODERS: dict[str, list[str]] = {
@@ -179,16 +178,7 @@ def build(encoder: str, steps: int, grouped: bool, workdir: Path) -> ZooterCLI:
         "--trainer.enable_model_summary", "false",
     ]  # fmt: skip
     with benchutil.cwd(benchutil.REPO), benchutil.argv(args):  # config paths are relative to the repository
-        cli = ZooterCLI(
-            RouterModule,
-            ZooterDataModule,
-            subclass_mode_model=True,
-            seed_everything_default=0,
-            save_config_callback=ZooterSaveConfig,
-            save_config_kwargs={"overwrite": True},
-            run=False,
-            args=args,
-        )
+        cli = make_cli(args, run=False)
     # no checkpointing: drop the configs' ModelCheckpoint (it would only save after the timed steps)
     cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, ModelCheckpoint)]
     return cli
@@ -452,11 +442,7 @@ def report(args, steps, groupings, arms, results, collation, info, elapsed: floa
     lines += [
         "",
         benchutil.machine_section(info),
-        "## Command",
-        "",
-        "```bash",
-        f"HF_HUB_OFFLINE=1 {benchutil.command_line()}",
-        "```",
+        *benchutil.command_section(),
     ]
     return "\n".join(lines)
 

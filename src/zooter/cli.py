@@ -90,7 +90,12 @@ def main(args: ArgsType = None) -> None:
 
         importlib.import_module(f"zooter.{PLAIN_COMMANDS[argv[0]]}").main(argv[1:])
         return
-    ZooterCLI(
+    make_cli(args)
+
+
+def make_cli(args: ArgsType = None, run: bool = True) -> ZooterCLI:
+    """The ``zooter fit|validate|test|predict`` LightningCLI (``run=False``: parse and build only)."""
+    return ZooterCLI(
         RouterModule,
         ZooterDataModule,
         subclass_mode_model=True,
@@ -105,6 +110,7 @@ def main(args: ArgsType = None) -> None:
             "`zooter score --help` (reward-model scores), `zooter tag --help` (query tags), "
             "`zooter route --help` (route queries with a trained checkpoint)."
         },
+        run=run,
         args=args,
     )
 

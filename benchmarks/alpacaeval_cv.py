@@ -18,8 +18,8 @@ import platform
 import time
 from pathlib import Path
 
-from zooter.cv import CrossValidation, run
-from zooter.report import ReportOptions, write_report
+from zooter.eval.report import ReportOptions, write_report
+from zooter.runs.cv import CrossValidation, run
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO.parent / "shared" / "data" / "alpacaeval" / "alpacaeval_main.jsonl"

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zooter import baselines, targets
-from zooter.evaluation import decision_weights, expected_scores
-from zooter.losses import kl_divergence
-from zooter.report import Embedder
-from zooter.splits import SplitSpec, load_splits
+from zooter.data import targets
+from zooter.eval.functional import decision_weights, expected_scores
+from zooter.eval.report import Embedder
+from zooter.routers import baselines
+from zooter.routers.losses import kl_divergence
+from zooter.table.splits import SplitSpec, load_splits
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO.parent / "shared" / "data" / "alpacaeval" / "alpacaeval_main.jsonl"
@@ -106,7 +107,7 @@ def main() -> None:
 
 
 def _concat(first, second):
-    from zooter.schema import RoutingTable
+    from zooter.table.schema import RoutingTable
 
     return RoutingTable(
         ids=first.ids + second.ids,

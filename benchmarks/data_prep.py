@@ -4,7 +4,7 @@
     python benchmarks/data_prep.py --quick    # 4k queries, 1 repeat: a smoke run
 
 The paper trained on 47,986 queries over 6,270 distinct tags (DivInstruct) and 6 candidates. This
-writes a synthetic table of that shape (``zooter.synth``: 48,000 queries, ``topics_per_domain=800``
+writes a synthetic table of that shape (``zooter.table.synth``: 48,000 queries, ``topics_per_domain=800``
 gives 8 x 800 topic tags + 8 domain tags) as JSON Lines and times, each ``--repeats`` times:
 
 (a) ``load_table``: reading and validating the table (the columnar JSONL reader, and for comparison
@@ -50,7 +50,7 @@ DATA = dict(
 
 def row_reader():
     """A context in which ``load_table`` reads JSONL row by row (its fallback path, the reader before)."""
-    from zooter import schema
+    from zooter.table import schema
 
     return mock.patch.object(schema, "_load_jsonl_columns", lambda *args, **kwargs: None)
 
@@ -80,11 +80,11 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 3)
     info = benchutil.machine()
 
-    from zooter import targets
-    from zooter.data import ZooterDataModule
-    from zooter.schema import _load_jsonl_columns, build_table, load_table, read_rows, write_jsonl
-    from zooter.splits import SplitSpec, load_splits
-    from zooter.synth import SynthConfig, generate
+    from zooter.data import targets
+    from zooter.data.datamodule import ZooterDataModule
+    from zooter.table.schema import _load_jsonl_columns, build_table, load_table, read_rows, write_jsonl
+    from zooter.table.splits import SplitSpec, load_splits
+    from zooter.table.synth import SynthConfig, generate
 
     work = Path(tempfile.mkdtemp(prefix="zooter-bench-data-"))
     try:
@@ -183,7 +183,8 @@ def report(args, info, table, num_tags, synth_times, path, tables, tag_table, me
         benchutil.machine_section(info),
         "## Settings",
         "",
-        f"- table: `zooter.synth` with num_queries={len(table)}, topics_per_domain={args.topics_per_domain}, seed=0: "
+        f"- table: `zooter.table.synth` with num_queries={len(table)}, "
+        f"topics_per_domain={args.topics_per_domain}, seed=0: "
         f"{len(table)} queries x {len(table.candidates)} candidates x {len(table.judges)} judges, **{num_tags} "
         f"distinct tags** (the paper: 47,986 queries, 6,270 tags, 6 candidates); JSONL "
         f"{path.stat().st_size / 1e6:.1f} MB, generated in {synth_s:.1f} s and written in {write_s:.1f} s",
@@ -236,7 +237,7 @@ def report(args, info, table, num_tags, synth_times, path, tables, tag_table, me
             )
     lines += [
         "",
-        "A warm run finds the validated table in the cache (`zooter.table_cache`: it hashes the file and "
+        "A warm run finds the validated table in the cache (`zooter.table.cache`: it hashes the file and "
         "unpickles the table instead of reading and validating it), the tokenizer and the tokens; the rows "
         "'row by row (before)' show the reader the columnar one replaced, on a cold run.",
         "",

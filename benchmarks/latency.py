@@ -6,7 +6,7 @@
 1. Two routers are trained for 2 steps (``zooter.cli.main(["fit", ...])`` with configs/quickstart.yaml,
    and for MiniLM configs/model/minilm.yaml + ``--data.encoder minilm``) in a temporary directory: the
    speed of a router does not depend on how well it is trained.
-2. Python API, ``zooter.route.Router.from_checkpoint(...)``: latency of ``router.route([query])``
+2. Python API, ``zooter.inference.Router.from_checkpoint(...)``: latency of ``router.route([query])``
    (p50/p95 over ``--calls`` single-query calls after ``--warmup`` calls), and throughput of
    ``router.route(queries)`` in batches of 64.
 3. ``zooter predict`` in a fresh process over ``--predict-queries`` queries (``data.predict_path``),
@@ -14,7 +14,7 @@
 4. A cost table: FLOPs of one routing decision next to one LLM generation and next to reward-model
    ranking (RMR) in the paper's setting, from parameter and token counts.
 
-Queries are new ones from ``zooter.synth`` (another seed than the training table). Writes
+Queries are new ones from ``zooter.table.synth`` (another seed than the training table). Writes
 ``benchmarks/results/latency.md``.
 """
 
@@ -82,7 +82,7 @@ def fit_router(encoder: str, work: Path) -> Path:
 def api_latency(ckpt: Path, queries: list[str], warmup: int, calls: int, batch_queries: int, repeats: int) -> dict:
     import torch
 
-    from zooter.route import Router
+    from zooter.inference import Router
 
     load_s, router = timed(lambda: Router.from_checkpoint(ckpt))
     for query in queries[:warmup]:
@@ -172,8 +172,8 @@ def length_sorted_predict(encoder: str, ckpt: Path, queries: list[str], max_leng
     """The predict loop (``trainer.predict``, in this process) with batches cut from the length-sorted order
     (the default) and from the file order (before), alternately, on one data module; and their outputs."""
     from zooter.cli import ZooterCLI
-    from zooter.data import RoutingDataset, ZooterDataModule
-    from zooter.model import RouterModule
+    from zooter.data.datamodule import RoutingDataset, ZooterDataModule
+    from zooter.routers.base import RouterModule
 
     path = work / f"lengths-{encoder}.jsonl"
     path.write_text("".join(json.dumps({"id": f"a{i}", "query": q}) + "\n" for i, q in enumerate(queries)))
@@ -242,7 +242,7 @@ def varied_queries(quick: bool) -> tuple[list[str], str]:
         queries = queries[:200] if quick else queries
         source = f"{len(queries)} AlpacaEval instructions ({ALPACAEVAL.name})"
     else:  # synthetic queries padded with extra sentences to a spread of lengths
-        from zooter.synth import SynthConfig, generate
+        from zooter.table.synth import SynthConfig, generate
 
         base = generate(SynthConfig(num_queries=805, seed=7)).queries
         rng = random.Random(0)
@@ -310,7 +310,7 @@ def paper_models() -> dict[str, dict]:
 
 
 def our_router_parameters(ckpt: Path) -> tuple[int, int]:
-    from zooter.route import Router
+    from zooter.inference import Router
 
     return non_embedding_parameters(Router.from_checkpoint(ckpt).model)
 
@@ -431,7 +431,7 @@ def main() -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     info = benchutil.machine()
 
-    from zooter.synth import SynthConfig, generate
+    from zooter.table.synth import SynthConfig, generate
 
     queries = generate(SynthConfig(num_queries=max(warmup + calls, batch_queries, predict_queries), seed=123)).queries
     varied, varied_source = varied_queries(quick)
@@ -479,7 +479,7 @@ def report(args, info, results, models, lengths, settings) -> str:
         "64, tokenizer of 2048 word pieces trained on the 4000-query synthetic table; max_length 64), and for "
         "MiniLM also configs/model/minilm.yaml with `--data.encoder minilm` (all-MiniLM-L6-v2: 6 layers, hidden "
         "384). Mean pooling, CPU, float32.",
-        "- queries: new synthetic queries (`zooter.synth`, seed 123; a template sentence of about 10-15 words).",
+        "- queries: new synthetic queries (`zooter.table.synth`, seed 123; a template sentence of about 10-15 words).",
         f"- Python API: `Router.from_checkpoint(ckpt)`; {settings['warmup']} untimed single-query calls, then "
         f"{settings['calls']} timed calls of `router.route([query])`; throughput: `router.route(batch)` over "
         f"{settings['batch_queries']} queries in batches of {BATCH}, {settings['repeats']} passes.",

@@ -72,8 +72,8 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     info = benchutil.machine()
 
-    from zooter.schema import write_jsonl
-    from zooter.synth import SynthConfig, generate
+    from zooter.table.schema import write_jsonl
+    from zooter.table.synth import SynthConfig, generate
 
     work = Path(tempfile.mkdtemp(prefix="zooter-bench-memory-"))
     rows: list[dict] = []
@@ -140,7 +140,7 @@ def report(info, table, num_tags, path, baseline, rows) -> str:
         benchutil.machine_section(info),
         "## Settings",
         "",
-        f"- table: `zooter.synth` with num_queries={len(table)}, topics_per_domain=800, seed=0: {len(table)} "
+        f"- table: `zooter.table.synth` with num_queries={len(table)}, topics_per_domain=800, seed=0: {len(table)} "
         f"queries x {len(table.candidates)} candidates x {len(table.judges)} judges, {num_tags} tags; JSONL "
         f"{path.stat().st_size / 1e6:.1f} MB, split 80/10/10 (train {round(0.8 * len(table))} queries)",
         "- `zooter fit` with configs/quickstart.yaml (MiniLM: + configs/model/minilm.yaml, `--data.encoder minilm`) "

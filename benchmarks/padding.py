@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from zooter.cli import main as zooter
-from zooter.data import ZooterDataModule
-from zooter.synth import SynthConfig
+from zooter.data.datamodule import ZooterDataModule
+from zooter.table.synth import SynthConfig
 
 ALPACAEVAL = benchutil.REPO.parent / "shared" / "data" / "alpacaeval" / "alpacaeval_main.jsonl"
 SYNTH = {  # configs/quickstart.yaml and configs/data/synth.yaml

@@ -44,9 +44,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
 from zooter.cli import ZooterCLI, make_cli
-from zooter.data import RoutingCollator
-from zooter.losses import kl_divergence
-from zooter.model import ZooterRouter
+from zooter.data.batching import RoutingCollator
+from zooter.routers.losses import kl_divergence
+from zooter.routers.zooter import ZooterRouter
 
 # the configs `zooter fit` is given for each encoder (batch 32 for both), and (steps, warm-up) per run
 ENCODERS: dict[str, list[str]] = {

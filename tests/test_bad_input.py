@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import row, write_rows
-from zooter import targets
-from zooter.schema import TableError, load_table
-from zooter.splits import SplitSpec, load_splits
+from zooter.data import targets
+from zooter.table.schema import TableError, load_table
+from zooter.table.splits import SplitSpec, load_splits
 
 
 def test_a_directory_instead_of_a_file(tmp_path):

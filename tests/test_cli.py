@@ -12,8 +12,8 @@ import torch
 
 from conftest import REPO, cli_args
 from zooter.cli import main
-from zooter.model import CheckpointMismatchError
-from zooter.synth import SynthConfig, generate
+from zooter.routers.base import CheckpointMismatchError
+from zooter.table.synth import SynthConfig, generate
 
 # LightningCLI configs (fit/test/predict); configs/generate/ holds `zooter generate` configs, parsed below
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "generate" not in p.parts)
@@ -90,7 +90,7 @@ def test_every_shipped_config_parses(config, capsys):
     with pytest.raises(SystemExit) as done:
         main(["fit", *extra, "--config", str(config), "--print_config"])
     assert done.value.code == 0
-    assert re.search(r"class_path: zooter(\.model)?\.ZooterRouter", capsys.readouterr().out)
+    assert re.search(r"class_path: zooter(\.routers)?(\.zooter)?\.ZooterRouter", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("config", GENERATE_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))

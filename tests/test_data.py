@@ -8,10 +8,10 @@ import torch
 from numpy.testing import assert_allclose
 
 from conftest import row
-from zooter import targets
-from zooter.data import ZooterDataModule
-from zooter.schema import TableError
-from zooter.synth import SynthConfig
+from zooter.data import targets
+from zooter.data.datamodule import ZooterDataModule
+from zooter.table.schema import TableError
+from zooter.table.synth import SynthConfig
 
 
 def make(tmp_path, **kwargs) -> ZooterDataModule:
@@ -112,7 +112,7 @@ def test_split_spec_defaults_match_the_data_module():
     import inspect
     from dataclasses import fields
 
-    from zooter.splits import SplitSpec
+    from zooter.table.splits import SplitSpec
 
     signature = inspect.signature(ZooterDataModule.__init__).parameters
     for field in fields(SplitSpec):
@@ -146,7 +146,7 @@ def padding_share(lengths: np.ndarray, order: list[int], batch_size: int) -> flo
 
 
 def test_length_grouped_sampler_yields_every_index_once_with_less_padding():
-    from zooter.data import LengthGroupedSampler
+    from zooter.data.batching import LengthGroupedSampler
 
     lengths = np.random.default_rng(0).integers(3, 60, size=203)  # 203: the last batch is short
     sampler = LengthGroupedSampler(lengths, batch_size=8, mega_batches=5, seed=1)
@@ -162,7 +162,7 @@ def test_length_grouped_sampler_yields_every_index_once_with_less_padding():
 
 
 def test_length_grouped_sampler_is_seeded_by_seed_and_epoch():
-    from zooter.data import LengthGroupedSampler
+    from zooter.data.batching import LengthGroupedSampler
 
     lengths = np.arange(100) % 17
 
@@ -178,7 +178,7 @@ def test_length_grouped_sampler_is_seeded_by_seed_and_epoch():
 def test_length_grouped_sampler_gives_each_ddp_rank_its_share_in_grouped_batches():
     from torch.utils.data import DistributedSampler
 
-    from zooter.data import LengthGroupedSampler
+    from zooter.data.batching import LengthGroupedSampler
 
     lengths = np.random.default_rng(2).integers(3, 60, size=163)  # 163: the ranks' last batches are short
     samplers = [LengthGroupedSampler(lengths, 4, mega_batches=5, seed=0, num_replicas=2, rank=r) for r in range(2)]
@@ -208,12 +208,14 @@ def test_group_by_length_train_loader_covers_the_split_with_grouped_batches(tmp_
 
 def test_fit_with_group_by_length_runs(tmp_path, monkeypatch):
     from conftest import cli_args
-    from zooter import data
     from zooter.cli import main
+    from zooter.data import batching
 
     epochs = []
-    original = data.LengthGroupedSampler.set_epoch
-    monkeypatch.setattr(data.LengthGroupedSampler, "set_epoch", lambda self, e: (epochs.append(e), original(self, e)))
+    original = batching.LengthGroupedSampler.set_epoch
+    monkeypatch.setattr(
+        batching.LengthGroupedSampler, "set_epoch", lambda self, e: (epochs.append(e), original(self, e))
+    )
     args = cli_args(tmp_path, "configs/quickstart.yaml")
     small = ["--data.synth.num_queries", "160", "--data.tokenizer_vocab_size", "300", "--trainer.max_epochs", "2"]
     small += ["--trainer.log_every_n_steps", "3", "--trainer.enable_model_summary", "false"]
@@ -247,7 +249,7 @@ def test_prediction_runs_longest_first_and_maps_back_to_rows(tmp_path):
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_collator_pads_as_the_tokenizer_does(tmp_path, side):
-    from zooter.data import RoutingCollator
+    from zooter.data.batching import RoutingCollator
 
     dm = make(tmp_path)
     dm.tokenizer.padding_side = side

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import cli_args
 from zooter.cli import main
-from zooter.synth import SynthConfig, generate
+from zooter.table.synth import SynthConfig, generate
 
 pytestmark = pytest.mark.slow
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]

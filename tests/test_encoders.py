@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zooter import encoders
+from zooter.routers import encoders
 
 QUERIES = ["how do I sort a list in python", "write a poem about the sea", "what is an eigenvalue"] * 5
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from zooter import baselines
-from zooter.evaluation import (
+from zooter.eval.functional import (
     CostModel,
     candidate_means,
     candidate_mtr,
@@ -19,6 +18,7 @@ from zooter.evaluation import (
     subsets_from_labels,
     summarize,
 )
+from zooter.routers import baselines
 
 NAN = float("nan")
 # candidates a, b, c; four test queries; b is not scored on the last one

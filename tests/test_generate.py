@@ -26,8 +26,8 @@ import yaml
 
 from conftest import REPO, write_rows
 from tiny_models import tiny_causal_lm
-from zooter import generate
 from zooter.cli import main as zooter
+from zooter.pipeline import generate
 
 TEXTS = ["query number about math code and writing", "answer the question in one word"]
 KEY_ENV = "ZOOTER_TEST_API_KEY"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from zooter.journal import Journal, journal_path, read_query_rows, write_rows_atomic
-from zooter.schema import TableError
+from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
+from zooter.table.schema import TableError
 
 
 def test_journal_path_sits_next_to_the_output(tmp_path: Path) -> None:

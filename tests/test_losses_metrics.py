@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from zooter.losses import hard_label_cross_entropy, kl_divergence
-from zooter.metrics import RoutingMetrics
+from zooter.eval.metrics import RoutingMetrics
+from zooter.routers.losses import hard_label_cross_entropy, kl_divergence
 
 NAN = float("nan")
 FORWARD_KL = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)  # KL([.75,.25] || [.5,.5])

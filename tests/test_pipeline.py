@@ -16,7 +16,7 @@ from conftest import REPO, write_rows
 from tiny_models import tiny_causal_lm, tiny_reward_model
 from zooter import Router
 from zooter.cli import main
-from zooter.schema import load_table
+from zooter.table.schema import load_table
 
 TOPICS = {
     "cooking": "how long should I bake a {} cake in the oven",

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ALPACAEVAL, cli_args, requires_alpacaeval
 from zooter.cli import main
-from zooter.schema import load_table
+from zooter.table.schema import load_table
 
 pytestmark = [requires_alpacaeval, pytest.mark.realdata, pytest.mark.slow]
 TRAIN, EVAL = "gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003"

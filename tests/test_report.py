@@ -14,8 +14,8 @@ import yaml
 
 from conftest import cli_args, write_rows
 from zooter.cli import main
-from zooter.report import ReportOptions, write_report
-from zooter.splits import SplitSpec, load_splits
+from zooter.eval.report import ReportOptions, write_report
+from zooter.table.splits import SplitSpec, load_splits
 
 CANDIDATES = ["a", "b", "c"]
 

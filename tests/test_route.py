@@ -12,8 +12,8 @@ import torch
 from conftest import cli_args, write_rows
 from zooter import Router
 from zooter.cli import main
-from zooter.route import choose
-from zooter.synth import SynthConfig, generate
+from zooter.inference import choose
+from zooter.table.synth import SynthConfig, generate
 
 NUM_QUERIES = 240
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import row
-from zooter.schema import TableError, load_table, write_jsonl
+from zooter.table.schema import TableError, load_table, write_jsonl
 
 
 def test_reads_rows_candidates_in_first_seen_order_and_nulls_as_nan(table_file):
@@ -150,7 +150,7 @@ def _same_table(a, b) -> None:
 
 
 def test_plain_jsonl_takes_the_columnar_path(table_file):
-    from zooter.schema import _load_jsonl_columns
+    from zooter.table.schema import _load_jsonl_columns
 
     rows = [row(i, {"a": float(i), "b": None if i else 0.5, "c": 2}, source="x", n=i, ok=True) for i in range(5)]
     path = table_file(rows)
@@ -205,7 +205,7 @@ def test_columnar_and_row_readers_agree(tmp_path):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from zooter.schema import _check_every_candidate_judged, build_table, read_rows
+    from zooter.table.schema import _check_every_candidate_judged, build_table, read_rows
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(_rows(), st.sampled_from([None, ["a", "b", "c"], ["c", "b", "a"]]), st.sampled_from([["scores"], ["rm"]]))

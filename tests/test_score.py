@@ -17,9 +17,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from conftest import write_rows
 from tiny_models import tiny_reward_model
 from zooter.cli import main
-from zooter.journal import Journal
-from zooter.schema import load_table
-from zooter.score import rank_journal
+from zooter.pipeline.journal import Journal
+from zooter.pipeline.score import rank_journal
+from zooter.table.schema import load_table
 
 TOPICS = ("a recipe for soup", "a python error", "a football match", "the proof of a theorem")
 

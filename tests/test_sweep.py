@@ -15,7 +15,7 @@ import yaml
 
 from conftest import REPO
 from zooter.cli import main
-from zooter.sweep import Sweep, point_args
+from zooter.runs.sweep import Sweep, point_args
 
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 

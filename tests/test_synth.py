@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zooter.schema import load_table, write_jsonl
-from zooter.synth import DOMAIN_WORDS, SynthConfig, generate
+from zooter.table.schema import load_table, write_jsonl
+from zooter.table.synth import DOMAIN_WORDS, SynthConfig, generate
 
 
 def test_same_seed_same_table_other_seed_other_table():

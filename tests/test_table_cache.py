@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import row, write_rows
-from zooter import table_cache
-from zooter.schema import TableError
+from zooter.table import cache as table_cache
+from zooter.table.schema import TableError
 
 
 def entries(cache):

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import write_rows
 from tiny_models import tiny_causal_lm
-from zooter import tag
 from zooter.cli import main as cli_main
-from zooter.tag import INSTAG_PROMPT, assign_clusters, parse_instag_output
+from zooter.pipeline import tag
+from zooter.pipeline.tag import INSTAG_PROMPT, assign_clusters, parse_instag_output
 
 TOPICS = {
     "cooking": [

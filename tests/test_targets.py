@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from zooter import targets
+from zooter.data import targets
 
 NAN = float("nan")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from zooter.encoders import train_wordpiece
+from zooter.routers.encoders import train_wordpiece
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} {% endfor %}"

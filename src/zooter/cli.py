@@ -1,8 +1,8 @@
 """The ``zooter`` command.
 
-- ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.model.RouterModule`
-  subclasses and :class:`~zooter.data.ZooterDataModule` (``--config`` repeatable, ``--print_config``).
-- ``zooter synth``: write a synthetic routing table (see :mod:`zooter.synth`).
+- ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.routers.base.RouterModule`
+  subclasses and :class:`~zooter.data.datamodule.ZooterDataModule` (``--config`` repeatable, ``--print_config``).
+- ``zooter synth``: write a synthetic routing table (see :mod:`zooter.table.synth`).
 - ``zooter report|cv|sweep|generate|score|tag|route``: plain commands, each the ``main(argv)`` of its
   module (see :data:`PLAIN_COMMANDS`).
 """
@@ -20,28 +20,29 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from zooter.callbacks import RoutingPredictionWriter, TestMetricsWriter, ZooterSaveConfig
-from zooter.data import ZooterDataModule
-from zooter.model import RouterModule
-from zooter.resume import AtomicCheckpointIO, RandomStateCheckpoint
-from zooter.schema import write_jsonl
-from zooter.synth import SynthConfig, generate
+from zooter.data.datamodule import ZooterDataModule
+from zooter.routers.base import RouterModule
+from zooter.routers.zooter import ZooterRouter  # noqa: F401  (registers the class for bare names)
+from zooter.runs.callbacks import RoutingPredictionWriter, TestMetricsWriter, ZooterSaveConfig
+from zooter.runs.resume import AtomicCheckpointIO, RandomStateCheckpoint
+from zooter.table.schema import write_jsonl
+from zooter.table.synth import SynthConfig, generate
 
 # subcommands that are plain functions, not LightningCLI runs: name -> module with ``main(argv)``
 PLAIN_COMMANDS = {
-    "report": "report",
-    "cv": "cv",
-    "sweep": "sweep",
-    "generate": "generate",
-    "score": "score",
-    "tag": "tag",
-    "route": "route",
+    "report": "zooter.eval.report",
+    "cv": "zooter.runs.cv",
+    "sweep": "zooter.runs.sweep",
+    "generate": "zooter.pipeline.generate",
+    "score": "zooter.pipeline.score",
+    "tag": "zooter.pipeline.tag",
+    "route": "zooter.inference",
 }
 
 
 class ZooterCLI(LightningCLI):
     """LightningCLI with the data-to-model links, zooter's output callbacks, atomic checkpoints and
-    random state saved in checkpoints always on (see :mod:`zooter.resume`)."""
+    random state saved in checkpoints always on (see :mod:`zooter.runs.resume`)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.encoder", "model.init_args.encoder")
@@ -50,7 +51,7 @@ class ZooterCLI(LightningCLI):
         parser.add_lightning_class_args(TestMetricsWriter, "test_metrics_writer")
         parser.add_lightning_class_args(RoutingPredictionWriter, "prediction_writer")
         parser.add_lightning_class_args(RandomStateCheckpoint, "random_state")
-        parser.set_defaults({"model": {"class_path": "zooter.model.ZooterRouter"}})
+        parser.set_defaults({"model": {"class_path": "zooter.routers.ZooterRouter"}})
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -88,7 +89,7 @@ def main(args: ArgsType = None) -> None:
     if argv and argv[0] in PLAIN_COMMANDS:
         import importlib
 
-        importlib.import_module(f"zooter.{PLAIN_COMMANDS[argv[0]]}").main(argv[1:])
+        importlib.import_module(PLAIN_COMMANDS[argv[0]]).main(argv[1:])
         return
     make_cli(args)
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from zooter.losses import kl_divergence
+from zooter.routers.losses import kl_divergence
 
 TIE_TOLERANCE = 1e-6
 

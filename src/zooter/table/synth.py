@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from zooter.schema import SCORES_JUDGE, RoutingTable
+from zooter.table.schema import SCORES_JUDGE, RoutingTable
 
 DOMAIN_WORDS: dict[str, tuple[str, ...]] = {
     "code": (

@@ -39,8 +39,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from zooter import encoders
-from zooter.model import CHECKPOINT_KEY, RouterModule, ZooterRouter
+from zooter.routers import encoders
+from zooter.routers.base import CHECKPOINT_KEY, RouterModule
+from zooter.routers.zooter import ZooterRouter
 
 DATAMODULE_KEY = "ZooterDataModule"  # Lightning saves a datamodule's state_dict under its class name
 
@@ -91,7 +92,7 @@ class Router:
                 "retrain it, or build a Router from the model and the data module's tokenizer"
             )
         hparams = dict(checkpoint.get("hyper_parameters", {}))
-        module_name, _, class_name = hparams.get("_class_path", "zooter.model.ZooterRouter").rpartition(".")
+        module_name, _, class_name = hparams.get("_class_path", "zooter.routers.ZooterRouter").rpartition(".")
         model_class: type[RouterModule] = getattr(importlib.import_module(module_name), class_name)
         # rebuild the architecture only: the checkpoint's weights replace any pretrained ones anyway
         overrides = {"pretrained": False} if issubclass(model_class, ZooterRouter) else {}
@@ -177,8 +178,8 @@ def main(argv: list[str]) -> None:
     """``zooter route --ckpt_path C [QUERY ...] [--file F] [--threshold T] [--costs JSON --cost_weight λ]``"""
     from jsonargparse import ArgumentParser
 
-    from zooter.journal import read_query_rows, write_rows_atomic
-    from zooter.schema import TableError
+    from zooter.pipeline.journal import read_query_rows, write_rows_atomic
+    from zooter.table.schema import TableError
 
     parser = ArgumentParser(prog="zooter route", description=__doc__.split("\n\n")[0])
     parser.add_argument("queries", nargs="*", help="queries to route (or --file)")

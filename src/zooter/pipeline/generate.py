@@ -60,8 +60,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from zooter.journal import Journal, journal_path, read_query_rows, write_rows_atomic
-from zooter.schema import TableError
+from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
+from zooter.table.schema import TableError
 
 BACKENDS = ("hf", "openai")
 MAX_BACKOFF_S = 60.0  # cap of the exponential backoff between retries

@@ -1,4 +1,4 @@
-"""Baselines as preference matrices ``[queries, candidates]`` (see :mod:`zooter.evaluation`).
+"""Baselines as preference matrices ``[queries, candidates]`` (see :mod:`zooter.eval.functional`).
 
 Baselines that learn from the training split (best single model, tag-majority, kNN) use the
 training split's scores of ``label_judge``; the report passes the eval judge, as an evaluator with
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zooter.evaluation import decision_weights, expected_scores
+from zooter.eval.functional import decision_weights, expected_scores
 
 
 def nan_mean(scores: np.ndarray, axis: int = 0) -> np.ndarray:

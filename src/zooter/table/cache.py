@@ -1,7 +1,7 @@
 """A cache of validated routing tables: a second run with the same file skips reading and validating it.
 
 An entry is keyed by the file's path and bytes, the load arguments and the validating code (zooter's
-version and the source of :mod:`zooter.schema`), so a change to any of them misses the cache. At the
+version and the source of :mod:`zooter.table.schema`), so a change to any of them misses the cache. At the
 paper's scale (48k queries) a hit costs ~0.1 s (hashing the file, unpickling) against ~0.3 s for a read.
 Entries are pickles written atomically under the data module's ``cache_dir``; unpickling runs code, so
 only use a cache dir that you (or your runs) wrote.
@@ -12,22 +12,22 @@ from __future__ import annotations
 import hashlib
 import pickle
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import zooter
-from zooter import schema
 from zooter.files import atomic_path
-from zooter.schema import RoutingTable, load_table, paused_gc
+from zooter.table import schema
+from zooter.table.schema import RoutingTable, load_table, paused_gc
 
 
 @cache
 def _code_key() -> bytes:
-    return f"{zooter.__version__}\0".encode() + hashlib.sha256(Path(schema.__file__).read_bytes()).digest()
+    return f"{version('zooter')}\0".encode() + hashlib.sha256(Path(schema.__file__).read_bytes()).digest()
 
 
 def load_table_cached(path: str | Path, cache_dir: str | Path | None, **load_args: Any) -> RoutingTable:
-    """:func:`~zooter.schema.load_table` through the cache in ``cache_dir`` (``None``: no cache)."""
+    """:func:`~zooter.table.schema.load_table` through the cache in ``cache_dir`` (``None``: no cache)."""
     if cache_dir is None:
         return load_table(path, **load_args)
     try:

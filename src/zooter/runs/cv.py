@@ -22,8 +22,8 @@ from typing import Literal
 
 import yaml
 
-from zooter.report import ReportOptions, write_report
-from zooter.resume import resume_args
+from zooter.eval.report import ReportOptions, write_report
+from zooter.runs.resume import resume_args
 
 
 @dataclass

@@ -36,8 +36,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
-from zooter.journal import Journal, journal_path, read_query_rows, write_rows_atomic
-from zooter.schema import SCORES_JUDGE, TableError
+from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
+from zooter.table.schema import SCORES_JUDGE, TableError
 
 Key = tuple[str, str]  # (query id, candidate)
 

@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from zooter.files import write_text_atomic
-from zooter.resume import resume_args
+from zooter.runs.resume import resume_args
 
 SEED_KEY = "seed_everything"
 METRICS = ("test/routed_score", "test/gap_recovered", "test/kl", "test/top1_acc")
@@ -239,9 +239,9 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
 
 def _add_reward_model_ranking(rows: list[dict[str, Any]], out: Path, jobs: list[tuple[str, dict[str, Any]]]) -> None:
     """Beside each train judge's router: that judge's RMR score on the same test split, and the cost ratio."""
-    from zooter import baselines
-    from zooter.evaluation import CostModel, decision_weights, expected_scores
-    from zooter.splits import SplitSpec, load_splits
+    from zooter.eval.functional import CostModel, decision_weights, expected_scores
+    from zooter.routers import baselines
+    from zooter.table.splits import SplitSpec, load_splits
 
     done = [pid for pid, _ in jobs if (out / pid / "fit" / "config.yaml").is_file()]
     if not done:

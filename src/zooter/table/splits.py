@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from zooter.schema import SCORES_JUDGE, RoutingTable, TableError
-from zooter.synth import SynthConfig, generate
-from zooter.table_cache import load_table_cached
+from zooter.table.cache import load_table_cached
+from zooter.table.schema import SCORES_JUDGE, RoutingTable, TableError
+from zooter.table.synth import SynthConfig, generate
 
 
 @dataclass
@@ -61,7 +61,7 @@ def load_splits(spec: SplitSpec, cache_dir: str | Path | None = None) -> dict[st
     """Read, validate and split the tables: ``train``, ``val``, and ``test``/``predict`` when there are some.
 
     ``cache_dir``: keep the validated tables there, so the next run with the same files skips validation
-    (see :mod:`zooter.table_cache`).
+    (see :mod:`zooter.table.cache`).
     """
     spec.check()
     load_table = partial(load_table_cached, cache_dir=cache_dir)

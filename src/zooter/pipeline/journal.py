@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zooter.files import atomic_path
-from zooter.schema import TableError, read_rows
+from zooter.table.schema import TableError, read_rows
 
 
 def journal_path(out: str | Path) -> Path:

@@ -10,7 +10,7 @@ and only the others are tagged; with ``false`` every row gets new tags.
 Methods:
 
 - ``cluster`` (default; offline, cheap): the queries are embedded with an encoder (``--encoder``,
-  default the packaged all-MiniLM-L6-v2; any name :func:`zooter.encoders.build_encoder` accepts),
+  default the packaged all-MiniLM-L6-v2; any name :func:`zooter.routers.encoders.build_encoder` accepts),
   mean-pooled and L2-normalised, and clustered with k-means (``--num_tags`` clusters). A query gets
   the cluster whose (normalised) centroid is most cosine-similar to it, plus every other cluster
   within ``--margin`` of that similarity, up to ``--max_tags_per_query`` (see
@@ -55,8 +55,8 @@ from typing import Any, Literal
 import numpy as np
 
 from zooter.files import write_text_atomic
-from zooter.journal import read_query_rows, write_rows_atomic
-from zooter.schema import TableError
+from zooter.pipeline.journal import read_query_rows, write_rows_atomic
+from zooter.table.schema import TableError
 
 INSTAG_PROMPT = (
     "You are a helpful assistant. Please identify tags of user intentions in the following user query and "
@@ -176,7 +176,7 @@ def cluster_tags(texts: Sequence[str], options: TagOptions) -> tuple[list[list[s
     each text's cosine similarity to its nearest centroid (how typical it is of its first tag)."""
     from sklearn.cluster import KMeans
 
-    from zooter import encoders
+    from zooter.routers import encoders
 
     k = options.num_tags
     if k > len(texts):

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from zooter import baselines, targets
-from zooter.evaluation import (
+from zooter.data import targets
+from zooter.eval.functional import (
     CostModel,
     candidate_means,
     candidate_mtr,
@@ -33,8 +33,9 @@ from zooter.evaluation import (
     summarize,
 )
 from zooter.files import write_text_atomic
-from zooter.schema import SCORES_JUDGE, RoutingTable
-from zooter.splits import SplitSpec, load_splits
+from zooter.routers import baselines
+from zooter.table.schema import SCORES_JUDGE, RoutingTable
+from zooter.table.splits import SplitSpec, load_splits
 
 SPLIT_KEYS = (
     "path",
@@ -158,7 +159,7 @@ class Embedder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if todo:
-            from zooter import encoders
+            from zooter.routers import encoders
 
             if self._model is None:
                 self._model = encoders.build_tokenizer(self.encoder), encoders.build_encoder(self.encoder)

@@ -1,0 +1,1 @@
+"""Running experiments: output callbacks, exact resumption, ``zooter cv`` and ``zooter sweep``."""

@@ -60,6 +60,16 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from zooter.pipeline.hf_lm import (
+    chat_prompt,
+    context_limit,
+    device_and_dtype,
+    encode_prompts,
+    generate_batch,
+    length_batches,
+    load_causal_lm,
+    pad_left,
+)
 from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
 from zooter.table.schema import TableError
 
@@ -308,57 +318,18 @@ def load_resume(journal: Journal, ids: set[str], specs: dict[str, str]) -> Resum
 # ---------------------------------------------------------------------------------------------- hf
 
 
-def chat_prompt(tokenizer: Any, query: str) -> tuple[str, bool]:
-    """The prompt text of one query and whether the tokenizer should still add its special tokens.
-
-    With a chat template: the template applied to one user message plus the generation prompt (the
-    template writes any BOS itself, so no special tokens are added). Without: the raw query.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": query}], tokenize=False, add_generation_prompt=True
-        )
-        return text, False
-    return query, True
-
-
-def _device_and_dtype() -> tuple[Any, Any]:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.device("cpu"), torch.float32
-
-
 def _load_hf(candidate: Candidate) -> tuple[Any, Any]:
-    import transformers
-    from packaging.version import Version
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device, dtype = _device_and_dtype()
-    dtype_key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    """The candidate's tokenizer (left padding) and model, on the GPU in bfloat16 when there is one."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(candidate.model)
-        model = AutoModelForCausalLM.from_pretrained(candidate.model, **{dtype_key: dtype})
+        tokenizer, model = load_causal_lm(candidate.model, *device_and_dtype())
     except OSError as err:
         raise GenerateError(f"candidate {candidate.name!r}: cannot load model {candidate.model!r}: {err}") from err
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise GenerateError(
-                f"candidate {candidate.name!r}: the tokenizer of {candidate.model!r} has neither a pad nor an "
-                "eos token to pad batches with"
-            )
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model.to(device).eval()
-
-
-def _context_limit(model: Any) -> int | None:
-    for key in ("max_position_embeddings", "n_positions"):
-        value = getattr(model.config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    if not pad_left(tokenizer):
+        raise GenerateError(
+            f"candidate {candidate.name!r}: the tokenizer of {candidate.model!r} has neither a pad nor an "
+            "eos token to pad batches with"
+        )
+    return tokenizer, model
 
 
 def generate_hf(
@@ -369,22 +340,15 @@ def generate_hf(
 
     tokenizer, model = _load_hf(candidate)
     try:
-        prompts = {uid: chat_prompt(tokenizer, query) for uid, query in units}
-        add_special = next(iter(prompts.values()))[1]
-        texts = [prompts[uid][0] for uid, _ in units]
+        prompts = [chat_prompt(tokenizer, query) for _, query in units]
+        add_special = prompts[0][1]
+        texts = [text for text, _ in prompts]
         lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=add_special)["input_ids"]]
-        order = sorted(range(len(units)), key=lambda i: (-lengths[i], i))  # similar lengths share a batch
-        limit = _context_limit(model)
+        limit = context_limit(model)
         warned = False
-        for start in range(0, len(order), batch_size):
-            batch_ids = [units[i][0] for i in order[start : start + batch_size]]
-            encoded = tokenizer(
-                [prompts[uid][0] for uid in batch_ids],
-                padding=True,
-                add_special_tokens=add_special,
-                return_tensors="pt",
-            )
-            inputs = {key: encoded[key].to(model.device) for key in ("input_ids", "attention_mask")}
+        for batch in length_batches(lengths, batch_size):
+            batch_ids = [units[i][0] for i in batch]
+            inputs = encode_prompts(tokenizer, [texts[i] for i in batch], add_special, model.device)
             prompt_length = inputs["input_ids"].shape[1]
             max_new_tokens = sampling.max_new_tokens
             if limit is not None and prompt_length + max_new_tokens > limit:
@@ -405,9 +369,7 @@ def generate_hf(
             if options["do_sample"]:
                 options.update(temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(batch_seed(sampling.seed, candidate.name, batch_ids[0]))
-            with torch.inference_mode():
-                output = model.generate(**inputs, **options, pad_token_id=tokenizer.pad_token_id)
-            responses = tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+            responses = generate_batch(model, tokenizer, inputs, **options)
             record([(uid, text.strip()) for uid, text in zip(batch_ids, responses, strict=True)])
     finally:
         del model

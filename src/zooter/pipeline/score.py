@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
+from zooter.pipeline.hf_lm import chat_prompt, cuda_bf16, ensure_pad_token, has_chat_template, length_batches
 from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
 from zooter.table.schema import SCORES_JUDGE, TableError
 
@@ -56,19 +56,17 @@ def judge_journals(out: Path, judge: str) -> list[Journal]:
 
 def encode_pair(tokenizer: PreTrainedTokenizerBase, query: str, response: str, max_length: int) -> list[int]:
     """Token ids of one (query, response) for a reward model: its chat template if it has one, else a text pair."""
-    if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": query}, {"role": "assistant", "content": response}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False)
-        return tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
-    return tokenizer(query, response, truncation=True, max_length=max_length)["input_ids"]
+    if not has_chat_template(tokenizer):
+        return tokenizer(query, response, truncation=True, max_length=max_length)["input_ids"]
+    text, add_special = chat_prompt(tokenizer, query, response)
+    return tokenizer(text, add_special_tokens=add_special, truncation=True, max_length=max_length)["input_ids"]
 
 
 class LengthBatches(Dataset):
     """Pairs sorted by token length (longest first) and cut into batches; each item is one batch."""
 
     def __init__(self, keys: Sequence[Key], input_ids: Sequence[list[int]], batch_size: int, pad: Any) -> None:
-        order = sorted(range(len(keys)), key=lambda i: -len(input_ids[i]))
-        self.batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        self.batches = length_batches([len(ids) for ids in input_ids], batch_size)
         self.keys, self.input_ids, self.pad = list(keys), list(input_ids), pad
 
     def __len__(self) -> int:
@@ -156,9 +154,8 @@ def score(
     rows = read_query_rows(responses)
     candidates = _check_rows(rows, responses, judge, as_scores, overwrite)
     tokenizer = AutoTokenizer.from_pretrained(reward_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    spec = _spec(reward_model, max_length, score_index, bool(getattr(tokenizer, "chat_template", None)))
+    ensure_pad_token(tokenizer)
+    spec = _spec(reward_model, max_length, score_index, has_chat_template(tokenizer))
 
     done: dict[Key, float] = {}
     other_spec = dropped = 0
@@ -197,7 +194,7 @@ def score(
             num_workers=num_workers,
         )
         if precision is None:
-            bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported() and accelerator != "cpu"
+            bf16 = cuda_bf16() and accelerator != "cpu"
             precision = "bf16-true" if bf16 else "32-true"
         trainer = Trainer(
             accelerator=accelerator,

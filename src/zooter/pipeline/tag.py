@@ -55,6 +55,15 @@ from typing import Any, Literal
 import numpy as np
 
 from zooter.files import write_text_atomic
+from zooter.pipeline.hf_lm import (
+    batches,
+    chat_prompt,
+    encode_prompts,
+    generate_batch,
+    has_chat_template,
+    load_causal_lm,
+    pad_left,
+)
 from zooter.pipeline.journal import read_query_rows, write_rows_atomic
 from zooter.table.schema import TableError
 
@@ -263,14 +272,8 @@ def _normalise_tags(items: list[Any]) -> list[str]:
 
 def instag_prompts(queries: Sequence[str], tokenizer: Any) -> tuple[list[str], bool]:
     """The prompts, and whether they went through the tokenizer's chat template."""
-    prompts = [INSTAG_PROMPT.format(query=query) for query in queries]
-    if not getattr(tokenizer, "chat_template", None):
-        return prompts, False
-    templated = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-        for p in prompts
-    ]
-    return templated, True
+    prompts = [chat_prompt(tokenizer, INSTAG_PROMPT.format(query=query))[0] for query in queries]
+    return prompts, has_chat_template(tokenizer)
 
 
 def generate_texts(
@@ -283,47 +286,27 @@ def generate_texts(
     progress: bool = False,
 ) -> list[str]:
     """Greedy continuations of ``prompts`` (only the new text), batched with left padding."""
-    import torch
     from tqdm.auto import tqdm
 
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise ValueError("the tagger's tokenizer has neither a padding nor an end-of-sequence token")
-        tokenizer.pad_token = tokenizer.eos_token
+    if not pad_left(tokenizer):
+        raise ValueError("the tagger's tokenizer has neither a padding nor an end-of-sequence token")
     device = next(model.parameters()).device
     model.eval()
     texts: list[str] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="tagging", unit="batch", disable=not progress):
-        batch = tokenizer(
-            list(prompts[start : start + batch_size]),
-            padding=True,
-            add_special_tokens=add_special_tokens,
-            return_token_type_ids=False,
-            return_tensors="pt",
-        ).to(device)
-        with torch.inference_mode():
-            output = model.generate(
-                **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
-            )
-        texts.extend(tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+    for batch in tqdm(batches(range(len(prompts)), batch_size), desc="tagging", unit="batch", disable=not progress):
+        inputs = encode_prompts(tokenizer, [prompts[i] for i in batch], add_special_tokens, device)
+        texts.extend(generate_batch(model, tokenizer, inputs, do_sample=False, max_new_tokens=max_new_tokens))
     return texts
 
 
 def load_tagger(name: str) -> tuple[Any, Any]:
-    """Tokenizer and causal LM of an InsTag tagger (a hub id or a local directory)."""
+    """Tokenizer and causal LM of an InsTag tagger (a hub id or a local directory): on the GPU in bfloat16
+    when there is one, else on the CPU in ``from_pretrained``'s default dtype."""
     import torch
-    import transformers
-    from packaging.version import Version
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {}
-    if torch.cuda.is_available():
-        dtype_key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-        kwargs[dtype_key] = torch.bfloat16
+    cuda = torch.cuda.is_available()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        return load_causal_lm(name, "cuda" if cuda else None, torch.bfloat16 if cuda else None)
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
@@ -331,9 +314,6 @@ def load_tagger(name: str) -> tuple[Any, Any]:
             f"(`hf download {name}`, or any from_pretrained call without HF_HUB_OFFLINE=1), or pass "
             "--model a local directory, or use --method cluster (offline)."
         ) from None
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    return tokenizer, model
 
 
 def instag_tags(ids: Sequence[str], texts: Sequence[str], options: TagOptions) -> tuple[list[list[str]], list[str]]:

@@ -82,7 +82,8 @@ def main() -> None:
         ]
         summary += ["| method | score | gap recovered | top-1 |", "|---|---:|---:|---:|"]
         for method, stats in report["methods"].items():
-            cells = [f"{stats[k]['mean']:.3f} ± {stats[k]['std']:.3f}" for k in ("score", "gap_recovered", "top1_acc")]
+            keys = ("routed_score", "gap_recovered", "top1_acc")
+            cells = [f"{stats[k]['mean']:.3f} ± {stats[k]['std']:.3f}" for k in keys]
             summary.append(f"| {method} | " + " | ".join(cells) + " |")
         summary.append("")
     (RESULTS / "alpacaeval.md").write_text("\n".join(summary))

@@ -20,7 +20,7 @@ import torch
 from zooter.data import targets
 from zooter.eval.functional import decision_weights, expected_scores
 from zooter.eval.report import Embedder
-from zooter.routers import baselines
+from zooter.routers import baseline_scores as baselines
 from zooter.routers.losses import kl_divergence
 from zooter.table.splits import SplitSpec, load_splits
 

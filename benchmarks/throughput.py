@@ -43,8 +43,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from zooter.cli import ZooterCLI, make_cli
 from zooter.data.batching import RoutingCollator
+from zooter.lightning_cli import ZooterCLI, make_cli
 from zooter.routers.losses import kl_divergence
 from zooter.routers.zooter import ZooterRouter
 

@@ -85,14 +85,23 @@ def test_skipped_rows_are_counted_in_the_split_report(table_file):
 
 # ------------------------------------------------------------------------ property-based test
 def hand_tag_targets(labels: np.ndarray, tags: list[list[str]], judged: np.ndarray, beta: float) -> np.ndarray:
-    """The paper's formula by brute force: s_t over all rows (the training split), the query's tag
-    mean restricted to its judged candidates and renormalised, mixed with weight beta."""
+    """The paper's formula by brute force, with the null rule of zooter.data.targets: s_t[c] is the mean
+    of s(q')[c] over the rows (the training split) with tag t that judged c, renormalised; the query's
+    tag mean averages, per candidate, the tags that know it, restricted to its judged candidates and
+    renormalised, mixed with weight beta."""
     out = labels.copy()
+    n = labels.shape[1]
     for i, query_tags in enumerate(tags):
         if not query_tags:
             continue
-        tag_means = [np.mean([labels[j] for j in range(len(tags)) if t in tags[j]], axis=0) for t in query_tags]
-        mean = np.where(judged[i], np.mean(tag_means, axis=0), 0.0)
+        tag_vectors = []
+        for t in query_tags:
+            rows = [j for j in range(len(tags)) if t in tags[j]]
+            means = [np.mean([labels[j, c] for j in rows if judged[j, c]]) if any(judged[j, c] for j in rows)
+                     else np.nan for c in range(n)]  # fmt: skip
+            tag_vectors.append(np.array(means) / np.nansum(means))
+        per_candidate = [[v[c] for v in tag_vectors if np.isfinite(v[c])] for c in range(n)]
+        mean = np.array([np.mean(v) if v and judged[i, c] else 0.0 for c, v in enumerate(per_candidate)])
         if mean.sum() > 0:
             out[i] = beta * labels[i] + (1 - beta) * mean / mean.sum()
     return out
@@ -131,7 +140,7 @@ def test_random_tables_through_validation_and_targets():
         assert table.tags == [tags for _, tags in rows]
 
         judged = np.isfinite(rewards)
-        tag_table = targets.tag_table(targets.soft_labels(rewards, temperature), table.tags)
+        tag_table = targets.tag_table(targets.soft_labels(rewards, temperature), table.tags, judged=judged)
         target = targets.build_targets(rewards, table.tags, tag_table, beta, temperature)
         # every row a distribution over its judged candidates
         assert np.all(target >= 0) and np.all(target[~judged] == 0)
@@ -147,7 +156,8 @@ def test_random_tables_through_validation_and_targets():
         np.testing.assert_allclose(target, hand_tag_targets(labels, table.tags, judged, beta), atol=1e-9)
         # permuting the candidates permutes the targets
         order = list(permutation)
-        permuted_table = targets.tag_table(targets.soft_labels(rewards[:, order], temperature), table.tags)
+        labels_p = targets.soft_labels(rewards[:, order], temperature)
+        permuted_table = targets.tag_table(labels_p, table.tags, judged=judged[:, order])
         permuted = targets.build_targets(rewards[:, order], table.tags, permuted_table, beta, temperature)
         np.testing.assert_allclose(permuted, target[:, order], atol=1e-12)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from zooter.eval.cost import CostModel
 from zooter.eval.functional import (
-    CostModel,
+    best_single,
     candidate_means,
     candidate_mtr,
     decision_weights,
@@ -18,7 +19,7 @@ from zooter.eval.functional import (
     subsets_from_labels,
     summarize,
 )
-from zooter.routers import baselines
+from zooter.routers import baseline_scores as baselines
 
 NAN = float("nan")
 # candidates a, b, c; four test queries; b is not scored on the last one
@@ -51,16 +52,33 @@ def test_best_single_falls_back_to_the_next_best_model():
 
 def test_summary_by_hand():
     weights = decision_weights(baselines.best_single(TRAIN, 4), EVAL)
-    summary = summarize(weights, EVAL, best_single=0.625, oracle=0.875)
-    assert summary.score == pytest.approx(0.625)
-    assert summary.gap_recovered == pytest.approx(0.0)
-    assert summary.top1_acc == pytest.approx(0.75)  # a is among the best on q0, q2, q3
-    assert summary.selection_entropy == pytest.approx(0.0)
-    assert_allclose(summary.share, [1, 0, 0])
-    rmr = summarize(decision_weights(baselines.reward_model_ranking(JUDGE), EVAL), EVAL, 0.625, 0.875)
-    assert rmr.gap_recovered == pytest.approx((0.25 - 0.625) / 0.25)
-    assert_allclose(rmr.share, [(0 + 0.5 + 1 + 0) / 4, (1 + 0.5) / 4, 1 / 4])
-    assert rmr.top1_acc == pytest.approx((0 + 0.5 + 1 + 0) / 4)
+    bma = expected_scores(weights, EVAL)
+    summary = summarize(weights, EVAL, bma, ["a", "b", "c"])
+    assert summary["routed_score"] == pytest.approx(0.625)
+    assert summary["best_single_score"] == pytest.approx(0.625)
+    assert summary["oracle_score"] == pytest.approx(0.875)
+    assert summary["gap_recovered"] == pytest.approx(0.0)
+    assert summary["top1_acc"] == pytest.approx(0.75)  # a is among the best on q0, q2, q3
+    assert summary["selection_entropy"] == pytest.approx(0.0)
+    assert [summary[f"share/{c}"] for c in "abc"] == pytest.approx([1, 0, 0])
+    rmr = summarize(decision_weights(baselines.reward_model_ranking(JUDGE), EVAL), EVAL, bma, ["a", "b", "c"])
+    assert rmr["gap_recovered"] == pytest.approx((0.25 - 0.625) / 0.25)
+    assert [rmr[f"share/{c}"] for c in "abc"] == pytest.approx([(0 + 0.5 + 1 + 0) / 4, (1 + 0.5) / 4, 1 / 4])
+    assert rmr["top1_acc"] == pytest.approx((0 + 0.5 + 1 + 0) / 4)
+
+
+def test_best_single_is_one_rule_with_ties_shared_and_a_first_name():
+    train = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, NAN]])  # a and b tie at 0.5; c is 0 on the one query it has
+    assert_allclose(candidate_means(train), [0.5, 0.5, 0.0])
+    assert best_single(train, ["a", "b", "c"]) == "a"  # the routing fallback: the first tied best
+    weights = decision_weights(baselines.best_single(train, 2), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    assert_allclose(weights, [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])  # the metrics: the tie shares each query
+
+
+def test_one_tolerance_for_ties_in_decisions():
+    scores = np.array([[0.5, 0.5 + 5e-7, 0.1], [0.5, 0.5 + 5e-6, 0.1]])
+    weights = decision_weights(scores, np.ones((2, 3)))
+    assert_allclose(weights, [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]])
 
 
 def test_tag_majority_and_unseen_tags():

@@ -53,7 +53,8 @@ def test_hard_label_cross_entropy_splits_ties():
 def _batch():
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [5.0, 0.0, 0.0]])
     eval_scores = torch.tensor([[1.0, 0.5, 0.0], [0.2, NAN, 0.9], [0.1, 0.7, 0.7]])
-    best_single = eval_scores[:, 1]  # the best single model is "b"; unjudged for the second query
+    # the best single model is "b" (then "a"): its per-query score, with "a" where "b" is unjudged
+    best_single = torch.tensor([0.5, 0.2, 0.7], dtype=torch.float64)
     return logits, eval_scores, best_single
 
 
@@ -65,12 +66,22 @@ def test_routing_metrics_by_hand():
     # picks: a (1.0, a hit), c (b is unjudged -> c, 0.9, a hit), a (0.1, best is 0.7: a miss)
     assert out["routed_score"] == pytest.approx(2.0 / 3)
     assert out["oracle_score"] == pytest.approx(2.6 / 3)
-    assert out["best_single_score"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2: the NaN query is left out
-    assert out["gap_recovered"] == pytest.approx((2.0 / 3 - 0.6) / (2.6 / 3 - 0.6))
+    assert out["best_single_score"] == pytest.approx(1.4 / 3)
+    assert out["gap_recovered"] == pytest.approx((2.0 - 1.4) / (2.6 - 1.4))
     assert out["top1_acc"] == pytest.approx(2.0 / 3)
     assert [out["share/a"], out["share/b"], out["share/c"]] == pytest.approx([2 / 3, 0.0, 1 / 3])
     assert out["selection_entropy"] == pytest.approx(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)))
     assert "kl" not in out
+
+
+def test_routing_metrics_share_tied_picks():
+    metric = RoutingMetrics(["a", "b", "c"])
+    # tied scores on a and b: the query is shared, so its score is the mean of theirs (an expected value)
+    metric.update(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.5]]), torch.tensor([0.5]))
+    out = {k: v.item() for k, v in metric.compute().items()}
+    assert out["routed_score"] == pytest.approx(0.5)
+    assert out["top1_acc"] == pytest.approx(0.5)
+    assert [out["share/a"], out["share/b"], out["share/c"]] == pytest.approx([0.5, 0.5, 0.0])
 
 
 def test_routing_metrics_accumulate_over_batches_and_ties_count_as_hits():

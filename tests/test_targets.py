@@ -62,8 +62,22 @@ def test_entropy_in_nats():
     assert_allclose(targets.entropy(np.full((1, 4), 0.25)), [math.log(4)])
 
 
-def test_hard_labels_split_ties():
-    assert_allclose(targets.hard_labels(np.array([[0.4, 0.4, 0.2], [0.1, 0.7, 0.2]])), [[0.5, 0.5, 0], [0, 1, 0]])
+def test_tag_table_never_reads_a_null_as_zero():
+    # rewards [[2, null], [0, 0]] under one tag: s = [1, 0] and [0.5, 0.5]; candidate a's mean over both
+    # queries is 0.75, b's over the one query that judged it is 0.5; renormalised: [0.6, 0.4]
+    rewards = np.array([[2.0, np.nan], [0.0, 0.0]])
+    labels = targets.soft_labels(rewards)
+    assert_allclose(labels, [[1.0, 0.0], [0.5, 0.5]])
+    table = targets.tag_table(labels, [["t"], ["t"]], judged=np.isfinite(rewards))
+    assert_allclose(table.means, [[0.6, 0.4]])
+    # reading the null as 0 would give [0.75, 0.25]
+    assert_allclose(targets.tag_table(labels, [["t"], ["t"]]).means, [[0.75, 0.25]])
+    # a candidate no query of the tag judged stays unknown; the mixture leaves it out
+    only_a = targets.tag_table(np.array([[1.0, 0.0]]), [["u"]], judged=np.array([[True, False]]))
+    assert only_a.means[0, 0] == 1.0 and np.isnan(only_a.means[0, 1])
+    means, has_tag = targets.tag_means(only_a, [["u"]], 2)
+    mixed = targets.mix_with_tags(np.array([[0.5, 0.5]]), means, has_tag, np.ones((1, 2), bool), 0.5)
+    assert_allclose(mixed, [[0.75, 0.25]])
 
 
 def test_tag_table_means_and_min_count():

@@ -43,8 +43,6 @@ from zooter.routers import encoders
 from zooter.routers.base import CHECKPOINT_KEY, RouterModule
 from zooter.routers.zooter import ZooterRouter
 
-DATAMODULE_KEY = "ZooterDataModule"  # Lightning saves a datamodule's state_dict under its class name
-
 
 @dataclass(frozen=True)
 class RoutingDecision:
@@ -85,11 +83,11 @@ class Router:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such checkpoint")
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        state = checkpoint.get(DATAMODULE_KEY, {})
-        if "tokenizer_files" not in state:
+        section = checkpoint.get(CHECKPOINT_KEY, {})
+        if "tokenizer_files" not in section:
             raise ValueError(
-                f"{path}: the checkpoint holds no tokenizer (written before zooter stored it); "
-                "retrain it, or build a Router from the model and the data module's tokenizer"
+                f"{path}: the checkpoint holds no tokenizer (written before zooter stored it in the "
+                f"'{CHECKPOINT_KEY}' section); retrain it, or build a Router from the model and a tokenizer"
             )
         hparams = dict(checkpoint.get("hyper_parameters", {}))
         module_name, _, class_name = hparams.get("_class_path", "zooter.routers.ZooterRouter").rpartition(".")
@@ -97,13 +95,13 @@ class Router:
         # rebuild the architecture only: the checkpoint's weights replace any pretrained ones anyway
         overrides = {"pretrained": False} if issubclass(model_class, ZooterRouter) else {}
         model = model_class.load_from_checkpoint(path, map_location=device, **overrides)
-        if checkpoint.get(CHECKPOINT_KEY, {}).get("candidates", model.candidates) != model.candidates:
+        if section.get("candidates", model.candidates) != model.candidates:
             raise ValueError(f"{path}: the checkpoint's candidate list disagrees with its hyperparameters")
         return cls(
             model,
-            encoders.tokenizer_from_files(state["tokenizer_files"]),
-            max_length=int(state.get("max_length", 128)),
-            best_single=state.get("best_single"),
+            encoders.tokenizer_from_files(section["tokenizer_files"]),
+            max_length=int(section.get("max_length", 128)),
+            best_single=section.get("best_single"),
             batch_size=batch_size,
         )
 
@@ -124,7 +122,7 @@ class Router:
                 rows = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
                 batch = {key: value.to(device) for key, value in batch.items()}
-                probs[rows] = self.model.scores(batch).float().softmax(dim=-1).cpu().numpy()
+                probs[rows] = self.model.probabilities(batch).cpu().numpy()
         return probs
 
     def route(

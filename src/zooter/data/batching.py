@@ -37,9 +37,10 @@ class RoutingDataset(Dataset):
             raise ValueError(f"order must be a permutation of the {len(input_ids)} queries")
         self.target = None if target is None else torch.as_tensor(target, dtype=torch.float32)
         self.judged = None if judged is None else torch.as_tensor(judged, dtype=torch.bool)
-        self.eval_scores = None if eval_scores is None else torch.as_tensor(eval_scores, dtype=torch.float32)
+        # float64, as the report reads them: the metrics of `zooter test` and `zooter report` agree to rounding
+        self.eval_scores = None if eval_scores is None else torch.as_tensor(eval_scores, dtype=torch.float64)
         self.best_single_scores = (
-            None if best_single_scores is None else torch.as_tensor(best_single_scores, dtype=torch.float32)
+            None if best_single_scores is None else torch.as_tensor(best_single_scores, dtype=torch.float64)
         )
 
     def __len__(self) -> int:
@@ -72,10 +73,13 @@ class RoutingCollator:
 
     ``input_ids`` and ``attention_mask`` are what ``tokenizer.pad`` gives (int64, the tokenizer's pad
     id and ``padding_side``), built with one vectorised fill: about 3x faster than
-    ``DataCollatorWithPadding``, which is ~3% of a tiny-deberta training step on CPU.
+    ``DataCollatorWithPadding``, which is ~3% of a tiny-deberta training step on CPU. With ``split``
+    set, the batch names its split (``batch["split"]``), so routers fitted from the tables can look
+    their rows up by ``batch["index"]``.
     """
 
     tokenizer: PreTrainedTokenizerBase
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer.pad_token_id is None:
@@ -83,7 +87,7 @@ class RoutingCollator:
         self._pad_id = int(self.tokenizer.pad_token_id)
         self._left = self.tokenizer.padding_side == "left"
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         ids = [item["input_ids"] for item in items]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         width = int(lengths.max(initial=0))
@@ -96,6 +100,8 @@ class RoutingCollator:
             if key != "input_ids":
                 values = [item[key] for item in items]
                 batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+        if self.split is not None:
+            batch["split"] = self.split
         return batch
 
 

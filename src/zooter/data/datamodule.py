@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader
 
 from zooter.data import targets
 from zooter.data.batching import LengthGroupedSampler, RoutingCollator, RoutingDataset
-from zooter.eval.functional import decision_weights, expected_scores
+from zooter.eval.functional import best_single, best_single_scores, decision_weights, expected_scores
 from zooter.files import atomic_path
-from zooter.routers import baselines, encoders
+from zooter.routers import encoders
 from zooter.table.schema import SCORES_JUDGE, RoutingTable, TableError, paused_gc
 from zooter.table.splits import SplitSpec, load_splits
 from zooter.table.synth import SynthConfig
@@ -137,7 +137,7 @@ class ZooterDataModule(LightningDataModule):
         self.vocab_size = len(self.tokenizer)
         self.tokenizer_fingerprint = encoders.tokenizer_fingerprint(self.tokenizer)
         self.datasets: dict[str, RoutingDataset] = {}
-        self.best_single_index: int | None = None
+        self.best_single: str | None = None
 
     # ----------------------------------------------------------------------------------- caching
     def _cache_path(self, table: RoutingTable) -> Path:
@@ -183,9 +183,11 @@ class ZooterDataModule(LightningDataModule):
         labels = targets.soft_labels(
             targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature
         )
-        self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count)
+        train_judged = np.isfinite(train.judge(hp.train_judge))
+        self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count, train_judged)
         train_eval = train.judge(hp.eval_judge)
-        self.best_single_index = int(np.nanargmax(np.nanmean(train_eval, axis=0)))
+        self.best_single = best_single(train_eval, self.candidates)  # the routing fallback's one name
+        bma_scores = best_single_scores(train_eval)  # the metrics' BMA (ties shared, next best if unscored)
         for split, table in self.tables.items():
             tokens = self._load_tokens(table)
             if split == "predict":  # routed longest first: less padding, same rows out (see by_length)
@@ -196,7 +198,7 @@ class ZooterDataModule(LightningDataModule):
             )
             judged = np.isfinite(table.judge(hp.train_judge))
             eval_scores = table.judge(hp.eval_judge)
-            bma = decision_weights(baselines.best_single(train_eval, len(table)), eval_scores)
+            bma = decision_weights(bma_scores, eval_scores)
             self.datasets[split] = RoutingDataset(
                 tokens, target, judged, eval_scores, expected_scores(bma, eval_scores)
             )
@@ -207,18 +209,21 @@ class ZooterDataModule(LightningDataModule):
         self._report(labels)
 
     # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint, so :class:`zooter.inference.Router` can route without the training
-        data: the tokenizer's files (the tiny-deberta tokenizer is trained on the training queries),
-        ``max_length`` and the best single model on average (the fallback of an unsure router)."""
+    def routing_state(self) -> dict[str, Any]:
+        """What a router needs from the data to route without it, written into the router's checkpoint
+        section (see :mod:`zooter.routers.base`): the tokenizer's files (the tiny-deberta tokenizer is
+        trained on the training queries), ``max_length`` and the best single model on average (the
+        fallback of an unsure router)."""
         state: dict[str, Any] = {"tokenizer_files": encoders.tokenizer_files(self.tokenizer)}
         state["max_length"] = self.hparams.max_length
-        if self.best_single_index is not None:
-            state["best_single"] = self.candidates[self.best_single_index]
+        if self.best_single is not None:
+            state["best_single"] = self.best_single
         return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Nothing to restore: the data module rebuilds its tokenizer; the model checks its fingerprint."""
+    def eval_scores(self, split: str) -> np.ndarray | None:
+        """The eval judge's ``[rows, candidates]`` scores of a split's table (``None``: not scored by it)."""
+        table = self.tables[split]
+        return table.scores.get(self.hparams.eval_judge)
 
     def fingerprint(self) -> str:
         """A hash of what every DDP rank must agree on: candidates, tokenizer, splits and the tag table."""
@@ -246,7 +251,7 @@ class ZooterDataModule(LightningDataModule):
         train_target = self.datasets["train"].target.numpy()
         rank_zero_info(
             f"zooter data: {sizes} queries; {len(self.candidates)} candidates; "
-            f"{len(self.tag_table.tags)} tags; best single on train: {self.candidates[self.best_single_index]}; "
+            f"{len(self.tag_table.tags)} tags; best single on train: {self.best_single}; "
             f"mean entropy H(s)={targets.entropy(labels).mean():.3f}, H(s*)={targets.entropy(train_target).mean():.3f} "
             f"nats (max {np.log(len(self.candidates)):.3f})"
         )
@@ -278,7 +283,7 @@ class ZooterDataModule(LightningDataModule):
             shuffle=shuffle,
             sampler=sampler,
             num_workers=self.hparams.num_workers,
-            collate_fn=RoutingCollator(self.tokenizer),
+            collate_fn=RoutingCollator(self.tokenizer, split),
             persistent_workers=self.hparams.num_workers > 0,
         )
 

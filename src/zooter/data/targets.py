@@ -10,6 +10,13 @@ The pipeline, in order (every step is a config value of the data module):
 3. :func:`tag_table`: ``s_t`` = mean of ``s(q')`` over the TRAINING queries carrying tag ``t``;
 4. :func:`mix_with_tags`: ``s*(q) = beta * s(q) + (1 - beta) * mean_{t in T(q)} s_t``; a query with no
    known tag keeps ``s(q)``.
+
+A null is never read as a zero. In step 3, each candidate's entry of ``s_t`` is its mean over the
+tag's training queries that JUDGED it, and ``s_t`` is then renormalised to sum to 1 (rewards
+``[[2, null], [0, 0]]`` under one tag: ``s = [1, 0], [0.5, 0.5]``, candidate means ``[0.75, 0.5]``,
+``s_t = [0.6, 0.4]``); a candidate no query of the tag judged stays unknown (NaN). In step 4 the tag
+mean of a query averages, per candidate, the tags that know it, and is restricted to the candidates
+the query judged (and renormalised), so ``s*(q)`` is a distribution over exactly ``s(q)``'s candidates.
 """
 
 from __future__ import annotations
@@ -78,12 +85,6 @@ def soft_labels(rewards: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def hard_labels(targets: np.ndarray) -> np.ndarray:
-    """One-hot on each row's argmax; tied maxima share the mass equally (the tie rule of the CE ablation)."""
-    top = np.isclose(targets, targets.max(axis=1, keepdims=True), rtol=0, atol=1e-12)
-    return top / top.sum(axis=1, keepdims=True)
-
-
 def entropy(probabilities: np.ndarray) -> np.ndarray:
     """Shannon entropy in nats of each row (0 log 0 = 0)."""
     p = np.asarray(probabilities, dtype=np.float64)
@@ -103,30 +104,42 @@ class TagTable:
         return {t: k for k, t in enumerate(self.tags)}
 
 
-def tag_table(labels: np.ndarray, tags: Sequence[Sequence[str]], min_count: int = 1) -> TagTable:
-    """``s_t`` = mean of the label rows of the queries carrying tag ``t`` (tags seen ``< min_count`` times dropped).
+def tag_table(
+    labels: np.ndarray, tags: Sequence[Sequence[str]], min_count: int = 1, judged: np.ndarray | None = None
+) -> TagTable:
+    """``s_t`` per tag: each candidate's mean label over the tag's queries that judged it, renormalised
+    to sum to 1 (NaN where no query of the tag judged the candidate; tags seen ``< min_count`` times
+    dropped). ``judged``: the ``[queries, candidates]`` mask of judged candidates (default: all).
 
     Pass the TRAINING split only, so no evaluation query leaks into the table.
     """
+    judged = np.ones(labels.shape, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
     vocabulary: dict[str, int] = {}
     rows, cols = _tag_pairs(tags, vocabulary, grow=True)
     counts = np.bincount(cols, minlength=len(vocabulary))
     sums = np.zeros((len(vocabulary), labels.shape[1]))
-    np.add.at(sums, cols, labels[rows])
+    judged_counts = np.zeros_like(sums)
+    np.add.at(sums, cols, np.where(judged[rows], labels[rows], 0.0))
+    np.add.at(judged_counts, cols, judged[rows])
     keep = counts >= max(min_count, 1)
     names = [t for t, k in vocabulary.items() if keep[k]]
-    return TagTable(tags=names, means=sums[keep] / counts[keep, None], counts=counts[keep])
+    means = np.divide(sums, judged_counts, out=np.full_like(sums, np.nan), where=judged_counts > 0)[keep]
+    means /= np.nansum(means, axis=1, keepdims=True)
+    return TagTable(tags=names, means=means, counts=counts[keep])
 
 
 def tag_means(table: TagTable, tags: Sequence[Sequence[str]], num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform mean of the known tags' ``s_t`` per query, and a mask of queries with at least one known tag."""
+    """Per query and candidate, the mean of ``s_t`` over the query's known tags that know the candidate
+    (NaN where none does), and a mask of queries with at least one known tag."""
     rows, cols = _tag_pairs(tags, table.index(), grow=False)
+    values = table.means[cols]
+    known = np.isfinite(values)
     sums = np.zeros((len(tags), num_candidates))
-    np.add.at(sums, rows, table.means[cols])
-    known = np.bincount(rows, minlength=len(tags))
-    has_tag = known > 0
-    sums[has_tag] /= known[has_tag, None]
-    return sums, has_tag
+    counts = np.zeros_like(sums)
+    np.add.at(sums, rows, np.where(known, values, 0.0))
+    np.add.at(counts, rows, known)
+    has_tag = np.bincount(rows, minlength=len(tags)) > 0
+    return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0), has_tag
 
 
 def mix_with_tags(
@@ -134,12 +147,12 @@ def mix_with_tags(
 ) -> np.ndarray:
     """``beta * s(q) + (1 - beta) * tag mean``; queries with no known tag keep ``s(q)``.
 
-    The tag mean is restricted to the query's judged candidates and renormalised, so the result is a
-    distribution over exactly the candidates ``s(q)`` covers.
+    The tag mean is restricted to the query's judged candidates that its tags know, and renormalised,
+    so the result is a distribution over exactly the candidates ``s(q)`` covers.
     """
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
-    restricted = np.where(judged, tag_mean, 0.0)
+    restricted = np.where(judged & np.isfinite(tag_mean), tag_mean, 0.0)
     mass = restricted.sum(axis=1, keepdims=True)
     usable = has_tag & (mass[:, 0] > 0)
     restricted = np.divide(restricted, mass, out=np.zeros_like(restricted), where=mass > 0)

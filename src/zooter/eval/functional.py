@@ -1,37 +1,80 @@
-"""Routing decisions scored by an evaluation judge: pure numpy functions over ``[queries, candidates]``.
+"""The one definition of every routing metric: pure numpy functions over ``[queries, candidates]``.
 
-Every method (router or baseline) is reduced to PREFERENCES ``[queries, candidates]`` (higher is
-better). Its decision for a query is the argmax over the candidates the eval judge scored; tied
-maxima share the query equally, so a method's score is its expected score under uniform tie-breaking
-(this makes ``random`` its expected value and RMR with a discrete judge fair).
+Used by :class:`zooter.eval.metrics.RoutingMetrics` during training and testing and by ``zooter report``,
+so the same scores give the same numbers in both.
 
-Ranking metrics over subsets (the paper's MTR and uplift; it leaves the pool and ties open):
+Decisions. A router (or baseline) gives SCORES ``[queries, candidates]`` (higher is better; NaN or
+-inf = no preference for that candidate). Its decision for a query is the argmax over the candidates
+the EVAL judge scored (a pick that cannot be scored is never made). Scores within
+:data:`TIE_TOLERANCE` of the maximum are tied, and tied maxima share the query equally, so every
+number is an expected value under uniform tie-breaking (``random`` is its expected value; RMR with a
+discrete judge is fair). A query whose scores prefer no evaluable candidate at all is shared by all of
+its evaluable candidates.
 
-- pool: on each subset, a method is ranked among the N single candidates plus itself, by mean eval
-  score on that subset; a single candidate is ranked among the N candidates;
-- rank = 1 + (number of candidates strictly better) + (number tied) / 2 (average rank for ties);
-- MTR = mean rank over subsets (lower is better);
-- uplift = share of subsets where no single candidate is strictly better (ties count as first).
+Per split:
+
+- ``routed_score``: mean eval score of the decisions;
+- ``best_single_score``: the same for the best single model on average (BMA), chosen on the TRAINING
+  split by :func:`best_single_scores`, falling back to the next best model where BMA is not scored;
+- ``oracle_score``: mean of each query's best eval score;
+- ``gap_recovered``: ``(routed - best_single) / (oracle - best_single)`` (NaN when oracle = best single);
+- ``top1_acc``: share of the decision's weight on the eval judge's best candidates (ties with the best count);
+- ``share/<candidate>``: mean decision weight per candidate; ``selection_entropy``: its entropy in nats.
+
+Ranking over subsets (the paper's MTR and uplift; it leaves the pool and ties open):
+
+- pool: on each subset, a method is ranked among the N single candidates by mean eval score (plus
+  itself); a single candidate is ranked among the other N - 1;
+- rank = 1 + (candidates strictly better) + (candidates tied) / 2 (average rank for ties);
+- MTR = mean rank over subsets (lower is better); uplift = share of subsets where no single
+  candidate is strictly better (ties count as first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-TIE_TOLERANCE = 1e-9
+TIE_TOLERANCE = 1e-6  # scores (and eval scores, and subset means) this close count as tied
 
 
-def decision_weights(preferences: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
-    """``[queries, candidates]`` weights: uniform over each query's best-preferred evaluable candidates."""
+def candidate_means(scores: np.ndarray) -> np.ndarray:
+    """Mean score of each candidate over the queries that judged it (NaN: judged on none)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    judged = np.isfinite(scores)
+    counts = judged.sum(axis=0)
+    sums = np.where(judged, scores, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(scores.shape[1], np.nan), where=counts > 0)
+
+
+def best_single_scores(train_scores: np.ndarray) -> np.ndarray:
+    """The best single model on average as SCORES over candidates: each candidate's mean training score.
+
+    The one rule for "best single model": the argmax of these (ties shared, as every decision), and
+    where that model is not scored, the next best one. Used by the data module (``best_single_score``),
+    the report's BMA baseline, the BMA router and the routing fallback (:func:`best_single`)."""
+    return candidate_means(train_scores)
+
+
+def best_single(train_scores: np.ndarray, candidates: Sequence[str]) -> str:
+    """The name of the best single model: the first (in candidate order) of the tied best means."""
+    means = np.nan_to_num(best_single_scores(train_scores), nan=-np.inf)
+    return candidates[int(np.flatnonzero(means >= means.max() - TIE_TOLERANCE)[0])]
+
+
+def decision_weights(scores: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
+    """``[queries, candidates]`` weights of the decisions: uniform over the tied best-scored evaluable
+    candidates (see the module docstring)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.broadcast_to(scores, eval_scores.shape)
     evaluable = np.isfinite(eval_scores)
-    prefs = np.where(evaluable & np.isfinite(preferences), preferences, -np.inf)
-    best = prefs.max(axis=1, keepdims=True)
-    top = evaluable & (prefs >= best - TIE_TOLERANCE)
+    usable = np.where(evaluable & np.isfinite(scores), scores, -np.inf)
+    best = usable.max(axis=1, keepdims=True)
+    top = evaluable & (usable >= best - TIE_TOLERANCE)
     top = np.where(np.isfinite(best), top, evaluable)  # no usable preference at all: every evaluable one
-    return top / top.sum(axis=1, keepdims=True)
+    return top / np.maximum(top.sum(axis=1, keepdims=True), 1)
 
 
 def expected_scores(weights: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
@@ -39,55 +82,49 @@ def expected_scores(weights: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
     return (weights * np.nan_to_num(eval_scores, nan=0.0)).sum(axis=1)
 
 
+def oracle_scores(eval_scores: np.ndarray) -> np.ndarray:
+    """Per-query best eval score."""
+    return np.nanmax(np.where(np.isfinite(eval_scores), eval_scores, np.nan), axis=1)
+
+
+def top1_hits(weights: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
+    """Per-query weight of the decision on the eval judge's best candidates (ties with the best count)."""
+    filled = np.where(np.isfinite(eval_scores), eval_scores, -np.inf)
+    is_best = filled >= filled.max(axis=1, keepdims=True) - TIE_TOLERANCE
+    return (weights * is_best).sum(axis=1)
+
+
 def entropy_nats(p: np.ndarray) -> float:
+    """Entropy of one distribution in nats (0 log 0 = 0)."""
+    p = np.asarray(p, dtype=np.float64)
     p = p[p > 0]
     return float(-(p * np.log(p)).sum())
 
 
-@dataclass
-class MethodSummary:
-    """The headline numbers of one method on one split."""
-
-    score: float
-    gap_recovered: float
-    top1_acc: float
-    selection_entropy: float
-    share: np.ndarray
-
-    def as_dict(self, candidates: Sequence[str]) -> dict[str, float]:
-        out = {
-            "score": self.score,
-            "gap_recovered": self.gap_recovered,
-            "top1_acc": self.top1_acc,
-            "selection_entropy": self.selection_entropy,
-        }
-        out.update({f"share/{c}": float(s) for c, s in zip(candidates, self.share, strict=True)})
-        return out
-
-
-def summarize(weights: np.ndarray, eval_scores: np.ndarray, best_single: float, oracle: float) -> MethodSummary:
-    """Mean score, gap recovered vs the best single model, top-1 (hit = in the eval judge's best set),
-    entropy of the routing shares, and the shares themselves."""
-    per_query = expected_scores(weights, eval_scores)
-    score = float(per_query.mean())
-    filled = np.where(np.isfinite(eval_scores), eval_scores, -np.inf)
-    is_best = filled >= filled.max(axis=1, keepdims=True) - TIE_TOLERANCE
-    top1 = float((weights * is_best).sum(axis=1).mean())
-    share = weights.mean(axis=0)
+def gap_recovered(routed: float, best_single: float, oracle: float) -> float:
+    """``(routed - best_single) / (oracle - best_single)``; NaN when the oracle gains nothing."""
     gap = oracle - best_single
-    return MethodSummary(
-        score=score,
-        gap_recovered=(score - best_single) / gap if abs(gap) > 1e-12 else float("nan"),
-        top1_acc=top1,
-        selection_entropy=entropy_nats(share),
-        share=share,
-    )
+    return (routed - best_single) / gap if abs(gap) > 1e-12 else float("nan")
 
 
-def candidate_means(eval_scores: np.ndarray) -> np.ndarray:
-    """Mean eval score of always choosing each candidate (over the queries it was judged on)."""
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(eval_scores, axis=0)
+def summarize(
+    weights: np.ndarray, eval_scores: np.ndarray, best_single_per_query: np.ndarray, candidates: Sequence[str]
+) -> dict[str, float]:
+    """Every per-split number of one method (the keys of the module docstring)."""
+    routed = float(expected_scores(weights, eval_scores).mean())
+    best_single = float(np.mean(best_single_per_query))
+    oracle = float(oracle_scores(eval_scores).mean())
+    share = weights.mean(axis=0)
+    out = {
+        "routed_score": routed,
+        "best_single_score": best_single,
+        "oracle_score": oracle,
+        "gap_recovered": gap_recovered(routed, best_single, oracle),
+        "top1_acc": float(top1_hits(weights, eval_scores).mean()),
+        "selection_entropy": entropy_nats(share),
+    }
+    out.update({f"share/{c}": float(s) for c, s in zip(candidates, share, strict=True)})
+    return out
 
 
 def rank_among(value: float, pool: np.ndarray) -> float:
@@ -97,21 +134,14 @@ def rank_among(value: float, pool: np.ndarray) -> float:
     return float(1 + better + tied / 2)
 
 
-def subset_ranks(method_means: np.ndarray, candidate_table: np.ndarray) -> np.ndarray:
-    """Rank of a method on each subset among the single candidates (``candidate_table[subset, candidate]``)."""
-    return np.array(
-        [rank_among(m, row[np.isfinite(row)]) for m, row in zip(method_means, candidate_table, strict=True)]
-    )
-
-
 def mtr_and_uplift(method_means: np.ndarray, candidate_table: np.ndarray) -> tuple[float, float]:
-    """Mean task rank and uplift rate of a method over subsets (see the module docstring)."""
-    ranks = subset_ranks(method_means, candidate_table)
-    first = [
-        not np.any(row[np.isfinite(row)] > m + TIE_TOLERANCE)
-        for m, row in zip(method_means, candidate_table, strict=True)
-    ]
-    return float(ranks.mean()), float(np.mean(first))
+    """Mean task rank and uplift of a method over subsets (``candidate_table[subset, candidate]``)."""
+    ranks, first = [], []
+    for mean, row in zip(method_means, candidate_table, strict=True):
+        pool = row[np.isfinite(row)]
+        ranks.append(rank_among(mean, pool))
+        first.append(not np.any(pool > mean + TIE_TOLERANCE))
+    return float(np.mean(ranks)), float(np.mean(first))
 
 
 def candidate_mtr(candidate_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,35 +167,3 @@ def entropy_bins(entropy: np.ndarray, num_bins: int) -> list[np.ndarray]:
     """Row indices of ``num_bins`` equal-count bins of increasing entropy."""
     order = np.argsort(entropy, kind="stable")
     return [chunk for chunk in np.array_split(order, num_bins) if len(chunk)]
-
-
-@dataclass
-class CostModel:
-    """Inference cost per query in FLOPs (forward pass = 2 x parameters x tokens).
-
-    Args:
-        llm_params: parameters of each candidate LLM (paper: 13e9).
-        router_params: parameters of the router (paper: 86e6 for mdeberta-v3-base's backbone).
-        reward_model_params: parameters of the reward model used by RMR (paper's QwenRM: 7e9).
-        prompt_tokens: tokens of a query.
-        response_tokens: tokens of a generated answer.
-    """
-
-    llm_params: float = 13e9
-    router_params: float = 86e6
-    reward_model_params: float = 7e9
-    prompt_tokens: int = 100
-    response_tokens: int = 400
-
-    def routed(self) -> float:
-        """Router on the prompt + one LLM generation."""
-        tokens = self.prompt_tokens + self.response_tokens
-        return 2 * self.router_params * self.prompt_tokens + 2 * self.llm_params * tokens
-
-    def reward_model_ranking(self, num_candidates: int) -> float:
-        """N generations + N reward-model passes over prompt and answer."""
-        tokens = self.prompt_tokens + self.response_tokens
-        return num_candidates * 2 * (self.llm_params + self.reward_model_params) * tokens
-
-    def single(self) -> float:
-        return 2 * self.llm_params * (self.prompt_tokens + self.response_tokens)

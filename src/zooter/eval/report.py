@@ -21,8 +21,9 @@ import numpy as np
 import yaml
 
 from zooter.data import targets
+from zooter.eval.cost import CostModel
 from zooter.eval.functional import (
-    CostModel,
+    best_single_scores,
     candidate_means,
     candidate_mtr,
     decision_weights,
@@ -32,8 +33,9 @@ from zooter.eval.functional import (
     subsets_from_labels,
     summarize,
 )
+from zooter.eval.render import log_to_wandb, to_markdown, write_plots
 from zooter.files import write_text_atomic
-from zooter.routers import baselines
+from zooter.routers import baseline_scores as baselines
 from zooter.table.schema import SCORES_JUDGE, RoutingTable
 from zooter.table.splits import SplitSpec, load_splits
 
@@ -50,8 +52,6 @@ SPLIT_KEYS = (
     "eval_judge",
     "candidates",
 )
-MAX_PLOTTED_SUBSETS = 30
-SUMMARY_KEYS = ("score", "gap_recovered", "top1_acc", "selection_entropy", "mtr", "uplift")
 
 
 @dataclass
@@ -85,16 +85,18 @@ class ReportOptions:
 
 @dataclass
 class Run:
-    """One prediction run: its name, saved data config and predicted probabilities by query id."""
+    """One prediction run: its name, saved data config and the router's scores by query id."""
 
     name: str
     directory: Path
     data: dict[str, Any]
     candidates: list[str]
-    probs: dict[str, list[float]]
+    scores: dict[str, list[float]]
 
     @classmethod
     def load(cls, directory: str | Path, name: str | None = None) -> Run:
+        """Read ``config.yaml`` and ``predictions.jsonl``: the ``scores`` the metrics decided on (files
+        written before zooter stored scores hold only ``probs``, which decide the same way up to ties)."""
         directory = Path(directory)
         config_path, predictions_path = directory / "config.yaml", directory / "predictions.jsonl"
         for needed in (config_path, predictions_path):
@@ -104,26 +106,29 @@ class Run:
         rows = [json.loads(line) for line in predictions_path.read_text().splitlines() if line.strip()]
         if not rows:
             raise ValueError(f"{predictions_path}: no predictions")
-        candidates = list(rows[0]["probs"])
+        field = "scores" if "scores" in rows[0] else "probs"
+        candidates = list(rows[0][field])
+        nan = float("nan")
         return cls(
             name=name or directory.parent.name,
             directory=directory,
             data=config.get("data", {}),
             candidates=candidates,
-            probs={row["id"]: [row["probs"][c] for c in candidates] for row in rows},
+            scores={row["id"]: [nan if row[field][c] is None else row[field][c] for c in candidates] for row in rows},
         )
 
     def split_key(self) -> str:
         return json.dumps({k: self.data.get(k) for k in SPLIT_KEYS}, sort_keys=True, default=str)
 
-    def preferences(self, table: RoutingTable) -> np.ndarray:
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        """The router's scores of the table's rows, columns in the table's candidate order."""
         if sorted(self.candidates) != sorted(table.candidates):
             raise ValueError(f"{self.directory}: predicts over {self.candidates}, the table has {table.candidates}")
-        missing = [i for i in table.ids if i not in self.probs]
+        missing = [i for i in table.ids if i not in self.scores]
         if missing:
             raise ValueError(f"{self.directory}: no prediction for {len(missing)} test queries, e.g. {missing[0]!r}")
         columns = [self.candidates.index(c) for c in table.candidates]
-        return np.array([self.probs[i] for i in table.ids])[:, columns]
+        return np.array([self.scores[i] for i in table.ids], dtype=np.float64)[:, columns]
 
 
 def build_report(runs: list[Run], options: ReportOptions) -> dict[str, Any]:
@@ -176,23 +181,23 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
     eval_judge = spec.eval_judge
     evals, train_evals = test.judge(eval_judge), train.judge(eval_judge)
 
-    prefs: dict[str, np.ndarray] = {name: run.preferences(test) for name, run in runs.items()}
-    prefs["best single (BMA)"] = baselines.best_single(train_evals, len(test))
-    prefs["random"] = baselines.random_choice(len(test), len(test.candidates))
-    prefs["oracle"] = baselines.oracle(evals)
+    scores: dict[str, np.ndarray] = {name: run.table_scores(test) for name, run in runs.items()}
+    scores["best single (BMA)"] = baselines.best_single(train_evals, len(test))
+    scores["random"] = baselines.random_choice(len(test), len(test.candidates))
+    scores["oracle"] = baselines.oracle(evals)
     for judge in rmr_judges(test, options.rmr_judges):
-        prefs[f"RMR {judge}"] = baselines.reward_model_ranking(test.judge(judge))
-    prefs["tag-majority"] = baselines.tag_majority(train.tags, train_evals, test.tags)
+        scores[f"RMR {judge}"] = baselines.reward_model_ranking(test.judge(judge))
+    scores["tag-majority"] = baselines.tag_majority(train.tags, train_evals, test.tags)
     chosen_k = None
     if embedder is not None:
         train_emb, val_emb = embedder(train.queries), embedder(val.queries)
         chosen_k = baselines.choose_k(train_emb, train_evals, val_emb, val.judge(eval_judge), options.knn_k)
-        prefs["kNN"] = baselines.knn(train_emb, train_evals, embedder(test.queries), chosen_k)
+        scores["kNN"] = baselines.knn(train_emb, train_evals, embedder(test.queries), chosen_k)
 
-    weights = {name: decision_weights(p, evals) for name, p in prefs.items()}
+    weights = {name: decision_weights(s, evals) for name, s in scores.items()}
     per_query = {name: expected_scores(w, evals) for name, w in weights.items()}
-    bma, oracle = per_query["best single (BMA)"].mean(), per_query["oracle"].mean()
-    methods = {name: summarize(w, evals, bma, oracle).as_dict(test.candidates) for name, w in weights.items()}
+    bma = expected_scores(decision_weights(best_single_scores(train_evals), evals), evals)
+    methods = {name: summarize(w, evals, bma, test.candidates) for name, w in weights.items()}
 
     if options.subset_field and options.subset_field not in test.fields:
         raise ValueError(
@@ -330,168 +335,6 @@ def aggregate(folds: dict[int, dict[str, Any]], options: ReportOptions) -> dict[
     }
 
 
-def _fmt(stat: dict[str, Any], digits: int = 3) -> str:
-    if not np.isfinite(stat["mean"]):
-        return "n/a"
-    return f"{stat['mean']:.{digits}f}" + (f" ± {stat['std']:.{digits}f}" if len(stat["folds"]) > 1 else "")
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    """The report as Markdown: methods x metrics, per-subset scores with MTR/uplift, entropy, cost."""
-    folds = report["folds"]
-    lines = [
-        "# zooter report",
-        "",
-        f"Table `{report['source']}`, eval judge `{report['eval_judge']}`, {len(folds)} fold(s) {folds}, "
-        f"test queries per fold {report['test_queries']}. Mean ± std over folds.",
-        "",
-        "## Methods",
-        "",
-        "| method | " + " | ".join(SUMMARY_KEYS) + " |",
-        "|---|" + "---:|" * len(SUMMARY_KEYS),
-    ]
-    for name, stats in report["methods"].items():
-        cells = [_fmt(stats[k]) if k in stats else "n/a" for k in SUMMARY_KEYS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    subsets = report["subsets"]["names"]
-    if subsets:
-        names = list(report["methods"])
-        lines += ["", "## Per subset (mean eval score; n = test queries over all folds)", ""]
-        lines += ["| subset | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
-        for subset in _largest_subsets(report, len(subsets)):
-            scores = " | ".join(_fmt(report["subsets"]["scores"][n][subset]) for n in names)
-            lines.append(f"| {subset} | {report['subsets']['sizes'][subset]} | {scores} |")
-        lines += [
-            "",
-            "Single candidates, each ranked among the others:",
-            "",
-            "| candidate | MTR | uplift |",
-            "|---|---:|---:|",
-        ]
-        for candidate, stats in report["candidate_ranks"].items():
-            lines.append(f"| {candidate} | {_fmt(stats['mtr'], 2)} | {_fmt(stats['uplift'], 2)} |")
-    entropy = report["entropy"]
-    lines += [
-        "",
-        f"## Eval score by training reward entropy H(s(q)) ({entropy['train_judge']})",
-        "",
-        "| H bin | " + " | ".join(entropy["scores"]) + " |",
-        "|---|" + "---:|" * len(entropy["scores"]),
-    ]
-    for b, (low, high) in enumerate(entropy["bins"]):
-        lines.append(
-            f"| {low:.2f}–{high:.2f} | " + " | ".join(f"{v[b]:.3f}" for v in entropy["scores"].values()) + " |"
-        )
-    cost = report["cost"]
-    lines += [
-        "",
-        "## Inference cost per query (FLOPs, 2 x parameters x tokens)",
-        "",
-        "| method | FLOPs | relative |",
-        "|---|---:|---:|",
-    ]
-    routed = cost["flops_per_query"]["routed"]
-    for name, flops in cost["flops_per_query"].items():
-        lines.append(f"| {name} | {flops:.3g} | {flops / routed:.2f}× |")
-    lines += [
-        "",
-        "## Definitions",
-        "",
-        "- score: mean eval-judge score of the method's pick (argmax over eval-judged candidates; ties split).",
-        "- gap_recovered: (score − BMA) / (oracle − BMA). BMA, tag-majority and kNN learn from the eval judge "
-        "on the training split.",
-        "- random: expected score of a uniform pick; RMR <judge>: the pick that judge scores best.",
-        "- MTR: per subset, rank among the single candidates plus the method (1 + better + tied/2); mean over "
-        "subsets. uplift: share of subsets where no single candidate is better (ties count as first).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """methods.png, subsets.png, entropy.png and shares.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(report["methods"])
-    paths = []
-    means = [report["methods"][n]["score"]["mean"] for n in names]
-    stds = [report["methods"][n]["score"]["std"] for n in names]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
-    ax.barh(names, means, xerr=stds, color=["tab:blue" if n in _routers(report) else "tab:gray" for n in names])
-    for name, style in (("oracle", "--"), ("best single (BMA)", ":")):
-        ax.axvline(report["methods"][name]["score"]["mean"], color="k", linestyle=style, label=name)
-    ax.invert_yaxis()
-    low = min(means) - 0.1 * (max(means) - min(means) + 1e-9)
-    ax.set_xlim(left=low)
-    ax.set_xlabel(f"mean eval score ({report['eval_judge']})")
-    ax.set_title("Routers (blue) and baselines")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
-    paths.append(_save(fig, out / "methods.png"))
-
-    subsets = _largest_subsets(report, MAX_PLOTTED_SUBSETS)
-    if subsets:
-        grid = np.array([[report["subsets"]["scores"][n][s]["mean"] for n in names] for s in subsets])
-        fig, ax = plt.subplots(figsize=(0.9 * len(names) + 4, 0.32 * len(subsets) + 2))
-        image = ax.imshow(grid, aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
-        ax.set_yticks(range(len(subsets)), [f"{s} ({report['subsets']['sizes'][s]})" for s in subsets])
-        for i in range(len(subsets)):
-            for j in range(len(names)):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="w", fontsize=7)
-        fig.colorbar(image, ax=ax, label="mean eval score")
-        total = len(report["subsets"]["names"])
-        suffix = f" ({len(subsets)} largest of {total})" if total > len(subsets) else ""
-        ax.set_title("Mean eval score per subset (n test queries)" + suffix)
-        paths.append(_save(fig, out / "subsets.png"))
-
-    entropy = report["entropy"]
-    centers = [(low + high) / 2 for low, high in entropy["bins"]]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, values in entropy["scores"].items():
-        ax.plot(centers, values, marker="o", label=name)
-    ax.set_xlabel(f"entropy of the training reward distribution H(s(q)), {entropy['train_judge']} (nats)")
-    ax.set_ylabel("mean eval score of the pick")
-    ax.set_title("Eval score by reward entropy (equal-count bins)")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "entropy.png"))
-
-    candidates = report["candidates"]
-    shares = np.array([[report["methods"][n][f"share/{c}"]["mean"] for c in candidates] for n in names])
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 2))
-    left = np.zeros(len(names))
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(candidates), 2)))
-    for k, candidate in enumerate(candidates):
-        ax.barh(names, shares[:, k], left=left, label=candidate, color=colors[k])
-        left += shares[:, k]
-    ax.invert_yaxis()
-    ax.set_xlabel("share of test queries routed to each candidate")
-    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set_title("Routing share per candidate")
-    paths.append(_save(fig, out / "shares.png"))
-    return paths
-
-
-def _largest_subsets(report: dict[str, Any], limit: int) -> list[str]:
-    sizes = report["subsets"]["sizes"]
-    return sorted(report["subsets"]["names"], key=lambda s: (-sizes[s], s))[:limit]
-
-
-def _routers(report: dict[str, Any]) -> set[str]:
-    return set(report.get("routers", []))
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
 def write_report(runs: list[str | Path], options: ReportOptions) -> Path:
     """Build the report and write report.json, report.md and the plots into ``options.out``."""
     names = options.names or [None] * len(runs)
@@ -507,7 +350,7 @@ def write_report(runs: list[str | Path], options: ReportOptions) -> Path:
     write_text_atomic(out / "report.md", markdown)
     plots = write_plots(report, out)
     if options.wandb_project:
-        _log_to_wandb(report, plots, options)
+        log_to_wandb(report, plots, options.wandb_project, out)
     print(markdown.split("## Per subset")[0].rstrip())
     print(f"\nzooter report: {out / 'report.md'}, report.json and {len(plots)} plots in {out}")
     return out
@@ -517,18 +360,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _log_to_wandb(report: dict[str, Any], plots: list[Path], options: ReportOptions) -> None:
-    import wandb
-
-    out = Path(options.out)
-    run = wandb.init(project=options.wandb_project, job_type="report", name=out.name, dir=str(out))
-    table = wandb.Table(columns=["method", *SUMMARY_KEYS])
-    for name, stats in report["methods"].items():
-        table.add_data(name, *[stats[k]["mean"] if k in stats else None for k in SUMMARY_KEYS])
-    run.log({"report/methods": table, **{f"report/{p.stem}": wandb.Image(str(p)) for p in plots}})
-    run.finish()
 
 
 def main(argv: list[str]) -> None:

@@ -8,9 +8,28 @@ from typing import Any
 
 _EXPORTS = {
     "RouterModule": "zooter.routers.base",
+    "TrainableRouter": "zooter.routers.base",
     "ZooterRouter": "zooter.routers.zooter",
+    "FittedRouter": "zooter.routers.baselines",
+    "BestSingleRouter": "zooter.routers.baselines",
+    "RandomRouter": "zooter.routers.baselines",
+    "OracleRouter": "zooter.routers.baselines",
+    "RewardModelRankingRouter": "zooter.routers.baselines",
+    "TagMajorityRouter": "zooter.routers.baselines",
+    "KNNRouter": "zooter.routers.baselines",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BestSingleRouter",
+    "FittedRouter",
+    "KNNRouter",
+    "OracleRouter",
+    "RandomRouter",
+    "RewardModelRankingRouter",
+    "RouterModule",
+    "TagMajorityRouter",
+    "TrainableRouter",
+    "ZooterRouter",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,87 +1,295 @@
-"""Baselines as preference matrices ``[queries, candidates]`` (see :mod:`zooter.eval.functional`).
+"""Baselines as routers fitted from the routing tables (no gradient steps).
 
-Baselines that learn from the training split (best single model, tag-majority, kNN) use the
-training split's scores of ``label_judge``; the report passes the eval judge, as an evaluator with
-those labels would. None of them needs a GPU; kNN needs query embeddings.
+They wrap the score functions of :mod:`zooter.routers.baseline_scores`, which ``zooter report`` also
+calls, so ``zooter fit/test/predict`` work for every baseline exactly as for the paper's router
+(``configs/router/<name>.yaml``) and give the report's numbers:
+
+- :class:`BestSingleRouter` (BMA): each candidate's mean training score (the one best-single rule,
+  :func:`zooter.eval.functional.best_single_scores`);
+- :class:`RandomRouter`: no preference, so the score is the expected value of a uniform pick;
+- :class:`OracleRouter`: the eval judge's own scores (an upper bound, not a router you can deploy);
+- :class:`RewardModelRankingRouter` (RMR): generate with all N, keep the answer a named judge scores best;
+- :class:`TagMajorityRouter`: per tag, each candidate's mean training score; a query averages its
+  known tags (a candidate's unknown tag means are left out, never read as 0) and falls back to BMA
+  when none of its tags was seen in training;
+- :class:`KNNRouter`: the mean training score of the k most similar training queries (cosine over
+  mean-pooled embeddings), k chosen on the validation split.
+
+Learned baselines learn from the training split's scores of ``label_judge`` (default: the data's
+eval judge, as an evaluator holding those labels would). They take no gradient steps: ``zooter fit``
+fits them in ``setup``, runs validation and saves checkpoints as for any router.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
-from zooter.eval.functional import decision_weights, expected_scores
-
-
-def nan_mean(scores: np.ndarray, axis: int = 0) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        means = np.nanmean(scores, axis=axis)
-    return np.nan_to_num(means, nan=-np.inf)
-
-
-def best_single(train_scores: np.ndarray, num_queries: int) -> np.ndarray:
-    """Every query prefers candidates by their mean training score: the best single model on average
-    (BMA), falling back to the next best one where BMA is not scored."""
-    return np.tile(nan_mean(train_scores), (num_queries, 1))
-
-
-def random_choice(num_queries: int, num_candidates: int) -> np.ndarray:
-    """No preference: the expected score of a uniformly random evaluable candidate."""
-    return np.zeros((num_queries, num_candidates))
+from zooter.eval.functional import best_single_scores
+from zooter.routers.base import RouterModule
+from zooter.routers.baseline_scores import (
+    DEFAULT_K,
+    choose_k,
+    knn,
+    oracle,
+    random_choice,
+    reward_model_ranking,
+    tag_majority_from_means,
+    tag_means,
+)
+from zooter.table.schema import RoutingTable
 
 
-def oracle(eval_scores: np.ndarray) -> np.ndarray:
-    """The eval judge's own best candidate."""
-    return eval_scores.copy()
+# ------------------------------------------------------------------------------------------- routers
+class FittedRouter(RouterModule):
+    """A router fitted from the routing tables in ``setup`` (no gradient steps): implement
+    :meth:`fit` and :meth:`table_scores`; :meth:`query_scores` for queries outside a table.
+
+    Its batches name their split (``batch["split"]``) and rows (``batch["index"]``); the scores of a
+    split are computed once from that split's table and looked up per batch.
+
+    Args:
+        candidates: candidate names (linked from the data).
+        label_judge: the judge whose training scores it learns from (default: the data's eval judge).
+    """
+
+    def __init__(self, candidates: list[str] | None = None, label_judge: str | None = None) -> None:
+        super().__init__(candidates)
+        # one no-op optimizer step per epoch, so Lightning counts a step (ModelCheckpoint saves only after one)
+        self.step_anchor = torch.nn.Parameter(torch.zeros(()))
+        self.label_judge = label_judge
+        self.tables: dict[str, RoutingTable] = {}
+        self.eval_judge: str | None = None
+        self._split_scores: dict[str, Tensor] = {}
+        self._fitted = False
+
+    # ------------------------------------------------------------------ what a fitted router implements
+    def fit(self, tables: dict[str, RoutingTable], label_judge: str, eval_judge: str) -> None:
+        """Learn from ``tables["train"]`` (and ``tables["val"]`` for choices such as k)."""
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        """Scores ``[rows, candidates]`` of every query of a table (its split's rows, in order)."""
+        raise NotImplementedError
+
+    def query_scores(self, batch: dict[str, Any]) -> Tensor:
+        """Scores of queries given as text only (``Router.route``); most baselines need table fields."""
+        raise ValueError(
+            f"{type(self).__name__} routes only queries of a routing table (it needs their tags, scores or "
+            "embeddings); route them with `zooter predict --data.predict_path queries.jsonl`"
+        )
+
+    # -------------------------------------------------------------------------------- the seam's side
+    def setup(self, stage: str) -> None:
+        """Fit from the data module's tables; under ``fit``, an epoch is one no-op batch (nothing to learn),
+        so ``zooter fit`` fits, validates and checkpoints as for any router."""
+        if stage == "fit":
+            self.trainer.limit_train_batches = 1
+        datamodule = self.trainer.datamodule
+        self.tables = datamodule.tables
+        self.eval_judge = datamodule.hparams.eval_judge
+        if not self._fitted:
+            self.fit(self.tables, self.label_judge or self.eval_judge, self.eval_judge)
+            self._fitted = True
+        self._split_scores = {}
+
+    def scores(self, batch: dict[str, Any]) -> Tensor:
+        split = batch.get("split")
+        if split is None:
+            return self.query_scores(batch)
+        if split not in self._split_scores:
+            self._split_scores[split] = torch.as_tensor(self.table_scores(self.tables[split]), dtype=torch.float64)
+        return self._split_scores[split][batch["index"].cpu()].to(self.device)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Nothing to train: one zero-loss step per epoch (see :meth:`setup`)."""
+        return self.step_anchor * 0.0
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.step_anchor], lr=0.0)
+
+    def fitted_state(self) -> dict[str, Any]:
+        """What :meth:`fit` learned, saved in the checkpoint section (numpy arrays as tensors)."""
+        return {}
+
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`fitted_state`."""
+
+    def extra_checkpoint_state(self) -> dict[str, Any]:
+        return {"fitted": self.fitted_state()}
+
+    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
+        if "fitted" in state:
+            self.load_fitted_state(state["fitted"])
+            self._fitted = True
+            self._split_scores = {}
 
 
-def reward_model_ranking(judge_scores: np.ndarray) -> np.ndarray:
-    """RMR: generate with all N, keep the answer this judge scores best (ties split uniformly)."""
-    return np.where(np.isfinite(judge_scores), judge_scores, -np.inf)
+class BestSingleRouter(FittedRouter):
+    """BMA: every query goes to the candidate with the best mean training score (ties shared; where it
+    is not scored, the next best). Routes any query.
+
+    Args:
+        candidates: candidate names (linked from the data).
+        label_judge: the judge whose training scores choose the model (default: the data's eval judge).
+    """
+
+    def __init__(self, candidates: list[str] | None = None, label_judge: str | None = None) -> None:
+        super().__init__(candidates, label_judge)
+        self.means = np.full(len(self.candidates), np.nan)
+
+    def fit(self, tables: dict[str, RoutingTable], label_judge: str, eval_judge: str) -> None:
+        self.means = best_single_scores(tables["train"].judge(label_judge))
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return np.tile(self.means, (len(table), 1))
+
+    def query_scores(self, batch: dict[str, Any]) -> Tensor:
+        rows = batch["input_ids"].shape[0]
+        return torch.as_tensor(self.means, dtype=torch.float64, device=self.device).expand(rows, -1)
+
+    def fitted_state(self) -> dict[str, Any]:
+        return {"means": torch.as_tensor(self.means)}
+
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        self.means = state["means"].numpy()
 
 
-def tag_majority(
-    train_tags: Sequence[Sequence[str]], train_scores: np.ndarray, tags: Sequence[Sequence[str]]
-) -> np.ndarray:
-    """Per tag, the mean training score of each candidate; a query averages its known tags' vectors and
-    falls back to the best single model when none of its tags was seen in training."""
-    members: dict[str, list[int]] = {}
-    for i, row_tags in enumerate(train_tags):
-        for tag in row_tags:
-            members.setdefault(tag, []).append(i)
-    tag_vectors = {tag: nan_mean(train_scores[rows]) for tag, rows in members.items()}
-    fallback = nan_mean(train_scores)
-    # where the tags cannot separate candidates (equal means), the best single model's order decides
-    tie_break = 1e-6 * np.argsort(np.argsort(fallback)) / len(fallback)
-    prefs = np.empty((len(tags), train_scores.shape[1]))
-    for i, row_tags in enumerate(tags):
-        known = [tag_vectors[t] for t in row_tags if t in tag_vectors]
-        prefs[i] = np.mean(known, axis=0) + tie_break if known else fallback
-    return prefs
+class RandomRouter(FittedRouter):
+    """A uniformly random candidate per query, scored as its expected value (every candidate tied).
+
+    Args:
+        candidates: candidate names (linked from the data).
+    """
+
+    def __init__(self, candidates: list[str] | None = None) -> None:
+        super().__init__(candidates)
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return random_choice(len(table), len(self.candidates))
+
+    def query_scores(self, batch: dict[str, Any]) -> Tensor:
+        return torch.zeros(batch["input_ids"].shape[0], len(self.candidates), device=self.device)
 
 
-def knn(train_embeddings: np.ndarray, train_scores: np.ndarray, embeddings: np.ndarray, k: int) -> np.ndarray:
-    """Mean training score of the k most cosine-similar training queries."""
-    a = train_embeddings / np.linalg.norm(train_embeddings, axis=1, keepdims=True)
-    b = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    k = min(k, len(a))
-    nearest = np.argpartition(-(b @ a.T), k - 1, axis=1)[:, :k]
-    return np.stack([nan_mean(train_scores[rows]) for rows in nearest])
+class OracleRouter(FittedRouter):
+    """The eval judge's best candidate for each query: the upper bound of routing (reads the answers' scores).
+
+    Args:
+        candidates: candidate names (linked from the data).
+    """
+
+    def __init__(self, candidates: list[str] | None = None) -> None:
+        super().__init__(candidates)
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return oracle(table.judge(self.eval_judge))
 
 
-def choose_k(
-    train_embeddings: np.ndarray,
-    train_scores: np.ndarray,
-    val_embeddings: np.ndarray,
-    val_eval_scores: np.ndarray,
-    candidates_k: Sequence[int] = (1, 3, 5, 10, 20, 50),
-) -> int:
-    """The k with the best mean eval score on the validation split (smallest k on ties)."""
-    best_k, best_score = candidates_k[0], -np.inf
-    for k in candidates_k:
-        prefs = knn(train_embeddings, train_scores, val_embeddings, k)
-        score = expected_scores(decision_weights(prefs, val_eval_scores), val_eval_scores).mean()
-        if score > best_score + 1e-12:
-            best_k, best_score = k, score
-    return best_k
+class RewardModelRankingRouter(FittedRouter):
+    """RMR: all N candidates answer and ``judge`` keeps the answer it scores best (N generations and N
+    reward-model passes per query; ties split).
+
+    Args:
+        candidates: candidate names (linked from the data).
+        judge: the judge (reward model) that ranks the answers, e.g. ``scores`` or ``rm_low_noise``.
+    """
+
+    def __init__(self, candidates: list[str] | None = None, judge: str = "scores") -> None:
+        super().__init__(candidates)
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return reward_model_ranking(table.judge(self.hparams.judge))
+
+
+class TagMajorityRouter(FittedRouter):
+    """Each candidate's mean training score over the training queries of each of the query's tags.
+
+    Args:
+        candidates: candidate names (linked from the data).
+        label_judge: the judge whose training scores it learns from (default: the data's eval judge).
+    """
+
+    def __init__(self, candidates: list[str] | None = None, label_judge: str | None = None) -> None:
+        super().__init__(candidates, label_judge)
+        self.means: dict[str, np.ndarray] = {}
+        self.fallback = np.full(len(self.candidates), np.nan)
+
+    def fit(self, tables: dict[str, RoutingTable], label_judge: str, eval_judge: str) -> None:
+        train = tables["train"]
+        self.means = tag_means(train.tags, train.judge(label_judge))
+        self.fallback = best_single_scores(train.judge(label_judge))
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return tag_majority_from_means(self.means, self.fallback, table.tags)
+
+    def fitted_state(self) -> dict[str, Any]:
+        tags = list(self.means)
+        matrix = np.stack([self.means[t] for t in tags]) if tags else np.zeros((0, len(self.candidates)))
+        return {"tags": tags, "means": torch.as_tensor(matrix), "fallback": torch.as_tensor(self.fallback)}
+
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        self.means = dict(zip(state["tags"], state["means"].numpy(), strict=True))
+        self.fallback = state["fallback"].numpy()
+
+
+class KNNRouter(FittedRouter):
+    """The mean training score of the k nearest training queries (cosine similarity of mean-pooled
+    embeddings); k is chosen on the validation split (smallest on ties).
+
+    Args:
+        candidates: candidate names (linked from the data).
+        label_judge: the judge whose training scores it averages (default: the data's eval judge).
+        embedder: the encoder whose embeddings measure similarity (``minilm``: the packaged MiniLM-L6).
+        k_choices: the k values tried on the validation split.
+        embedding_batch_size: queries per embedding batch.
+    """
+
+    def __init__(
+        self,
+        candidates: list[str] | None = None,
+        label_judge: str | None = None,
+        embedder: str = "minilm",
+        k_choices: list[int] | None = None,
+        embedding_batch_size: int = 64,
+    ) -> None:
+        super().__init__(candidates, label_judge)
+        self.k = 0
+        self.train_embeddings = np.zeros((0, 0))
+        self.train_scores = np.zeros((0, len(self.candidates)))
+        self._embedding_model: tuple[Any, Any] | None = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from zooter.routers import encoders
+
+        if self._embedding_model is None:
+            name = self.hparams.embedder
+            self._embedding_model = encoders.build_tokenizer(name), encoders.build_encoder(name)
+        return encoders.embed_texts(texts, *self._embedding_model, batch_size=self.hparams.embedding_batch_size)
+
+    def fit(self, tables: dict[str, RoutingTable], label_judge: str, eval_judge: str) -> None:
+        train, val = tables["train"], tables["val"]
+        self.train_embeddings = self.embed(train.queries)
+        self.train_scores = train.judge(label_judge)
+        choices = tuple(self.hparams.k_choices or DEFAULT_K)
+        val_embeddings = self.embed(val.queries)
+        self.k = choose_k(self.train_embeddings, self.train_scores, val_embeddings, val.judge(eval_judge), choices)
+        self.print(f"zooter: kNN chose k={self.k} of {list(choices)} on the validation split")
+
+    def table_scores(self, table: RoutingTable) -> np.ndarray:
+        return knn(self.train_embeddings, self.train_scores, self.embed(table.queries), self.k)
+
+    def fitted_state(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "train_embeddings": torch.as_tensor(self.train_embeddings),
+            "train_scores": torch.as_tensor(self.train_scores),
+        }
+
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        self.k = int(state["k"])
+        self.train_embeddings = state["train_embeddings"].numpy()
+        self.train_scores = state["train_scores"].numpy()

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from zooter.eval.functional import decision_weights
 from zooter.files import write_text_atomic
 
 
@@ -66,8 +68,12 @@ class TestMetricsWriter(Callback):
 
 class RoutingPredictionWriter(BasePredictionWriter):
     """After ``predict``, writes ``predictions.jsonl``: one row per input query, in input order, with
-    ``id``, ``route`` (the chosen candidate) and ``probs`` ({candidate: probability}). Under DDP the
-    ranks' rows are gathered on rank 0 and checked for gaps and duplicates before writing."""
+    ``id``, ``route`` (the chosen candidate), ``scores`` (the router's scores, ``null`` where it has no
+    preference) and ``probs`` (their softmax). ``route`` is the decision the metrics score
+    (:func:`zooter.eval.functional.decision_weights`: the best-scored candidate among those the eval
+    judge scored, when the queries carry its scores); when several tie, ``route`` is the first in
+    candidate order and ``tied`` lists them all (the metrics share the query among them). Under DDP
+    the ranks' rows are gathered on rank 0 and checked for gaps and duplicates before writing."""
 
     def __init__(self, filename: str = "predictions.jsonl") -> None:
         super().__init__(write_interval="epoch")
@@ -77,28 +83,36 @@ class RoutingPredictionWriter(BasePredictionWriter):
         self, trainer: Trainer, pl_module: LightningModule, predictions: Sequence[Any], batch_indices: Sequence[Any]
     ) -> None:
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
-        index = torch.cat([b["index"] for b in batches]) if batches else torch.empty(0, dtype=torch.long)
-        probs = torch.cat([b["probs"] for b in batches]) if batches else torch.empty(0)
+        fields = ("index", "scores", "probs")
+        columns = [torch.cat([b[f] for b in batches]) if batches else torch.empty(0) for f in fields]
         if trainer.world_size > 1:
             gathered: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(gathered, (index, probs))
-            index = torch.cat([g[0] for g in gathered])
-            probs = torch.cat([g[1] for g in gathered])
+            torch.distributed.all_gather_object(gathered, columns)
+            columns = [torch.cat([g[k] for g in gathered]) for k in range(len(fields))]
         if not trainer.is_global_zero:
             return
+        index, scores, probs = columns
         ids = trainer.datamodule.tables["predict"].ids
         order = torch.argsort(index)
-        index, probs = index[order], probs[order]
+        index, scores, probs = index[order], scores[order].double().numpy(), probs[order].tolist()
         expected = torch.arange(len(ids))
         if index.shape != expected.shape or not torch.equal(index, expected):
             raise RuntimeError(
                 f"predictions cover {index.unique().numel()} distinct of {len(ids)} queries in {index.numel()} rows"
             )
+        evals = trainer.datamodule.eval_scores("predict")
+        weights = decision_weights(scores, np.zeros_like(scores) if evals is None else evals)
         candidates = pl_module.candidates
         lines = []
-        for i, row in zip(index.tolist(), probs.tolist(), strict=True):
-            route = candidates[max(range(len(row)), key=row.__getitem__)]
-            lines.append(json.dumps({"id": ids[i], "route": route, "probs": dict(zip(candidates, row, strict=True))}))
+        for i in range(len(ids)):
+            tied = [c for c, w in zip(candidates, weights[i], strict=True) if w > 0 and w == weights[i].max()]
+            row: dict[str, Any] = {"id": ids[i], "route": tied[0]}
+            if len(tied) > 1:
+                row["tied"] = tied
+            finite = [float(s) if np.isfinite(s) else None for s in scores[i]]
+            row["scores"] = dict(zip(candidates, finite, strict=True))
+            row["probs"] = dict(zip(candidates, probs[i], strict=True))
+            lines.append(json.dumps(row))
         path = run_dir(trainer) / self.filename
         write_text_atomic(path, "\n".join(lines) + "\n")
         print(f"zooter: {len(lines)} predictions written to {path}", flush=True)

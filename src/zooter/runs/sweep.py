@@ -239,8 +239,9 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
 
 def _add_reward_model_ranking(rows: list[dict[str, Any]], out: Path, jobs: list[tuple[str, dict[str, Any]]]) -> None:
     """Beside each train judge's router: that judge's RMR score on the same test split, and the cost ratio."""
-    from zooter.eval.functional import CostModel, decision_weights, expected_scores
-    from zooter.routers import baselines
+    from zooter.eval.cost import CostModel
+    from zooter.eval.functional import decision_weights, expected_scores
+    from zooter.routers import baseline_scores as baselines
     from zooter.table.splits import SplitSpec, load_splits
 
     done = [pid for pid, _ in jobs if (out / pid / "fit" / "config.yaml").is_file()]

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUICKSTART := configs/quickstart.yaml
 
-.PHONY: install run report test lint clean
+.PHONY: install run report test test-all lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,15 @@ report: install
 		--ckpt_path "$$(ls -t runs/quickstart/version_*/checkpoints/best-*.ckpt | head -n 1)"
 	HF_HUB_OFFLINE=1 $(BIN)/zooter report "$$(ls -td runs/quickstart/version_*/ | head -n 1)" --out reports/quickstart
 
+# fast tests (no DDP, kill/resume, sweep or real-data runs); `make test-all` runs every test, as CI does
 test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/ruff check src tests benchmarks
+
+test-all: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -66,10 +66,13 @@ class RouterModule(LightningModule):
         return scores_to_probabilities(self.scores(batch))
 
     # ----------------------------------------------------------------------------- evaluation
+    #: whether the metrics include ``kl`` (KL of the training target to the softmax of the scores),
+    #: meaningful where the scores are trained as logits
+    reports_kl = False
+
     def _evaluate(self, batch: dict[str, Any], metrics: RoutingMetrics) -> None:
-        metrics.update(
-            self.scores(batch), batch["eval_scores"], batch["best_single_score"], batch["target"], batch["judged"]
-        )
+        targets = (batch["target"], batch["judged"]) if self.reports_kl else (None, None)
+        metrics.update(self.scores(batch), batch["eval_scores"], batch["best_single_score"], *targets)
 
     def _log_metrics(self, stage: str, metrics: RoutingMetrics) -> None:
         values = {f"{stage}/{key}": value for key, value in metrics.compute().items()}
@@ -158,6 +161,8 @@ class TrainableRouter(RouterModule):
         super().__init__(candidates)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+
+    reports_kl = True
 
     def loss(self, batch: dict[str, Any]) -> Tensor:
         """The training loss of each query ``[batch]`` (the batch carries ``target`` and ``judged``)."""

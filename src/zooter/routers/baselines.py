@@ -84,23 +84,29 @@ class FittedRouter(RouterModule):
 
     # -------------------------------------------------------------------------------- the seam's side
     def setup(self, stage: str) -> None:
-        """Fit from the data module's tables; under ``fit``, an epoch is one no-op batch (nothing to learn),
-        so ``zooter fit`` fits, validates and checkpoints as for any router."""
+        """Take the data module's tables; under ``fit``, an epoch is one no-op batch (nothing to learn), so
+        ``zooter fit`` fits, validates and checkpoints as for any router. Fitting waits for the first
+        use, so a checkpoint's fitted state (restored after ``setup``) is never computed twice."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "tables"):
+            raise ValueError(f"{type(self).__name__} is fitted from the routing tables: train it with ZooterDataModule")
         if stage == "fit":
             self.trainer.limit_train_batches = 1
-        datamodule = self.trainer.datamodule
         self.tables = datamodule.tables
         self.eval_judge = datamodule.hparams.eval_judge
+        self._split_scores = {}
+
+    def ensure_fitted(self) -> None:
         if not self._fitted:
             self.fit(self.tables, self.label_judge or self.eval_judge, self.eval_judge)
             self._fitted = True
-        self._split_scores = {}
 
     def scores(self, batch: dict[str, Any]) -> Tensor:
         split = batch.get("split")
         if split is None:
             return self.query_scores(batch)
         if split not in self._split_scores:
+            self.ensure_fitted()
             self._split_scores[split] = torch.as_tensor(self.table_scores(self.tables[split]), dtype=torch.float64)
         return self._split_scores[split][batch["index"].cpu()].to(self.device)
 
@@ -119,6 +125,7 @@ class FittedRouter(RouterModule):
         """Restore :meth:`fitted_state`."""
 
     def extra_checkpoint_state(self) -> dict[str, Any]:
+        self.ensure_fitted()
         return {"fitted": self.fitted_state()}
 
     def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:

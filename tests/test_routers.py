@@ -122,6 +122,13 @@ def test_checkpoint_section_carries_the_fitted_state_and_routes(router_runs):
     router = Router.from_checkpoint(ckpt)
     decisions = router.route(["any new query at all", "and another one"])
     assert [d.candidate for d in decisions] == [section["best_single"]] * 2
+    # a checkpoint keeps exactly its router's arguments (the data's linked values only where accepted)
+    hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert {k for k in hparams if not k.startswith("_")} == {"candidates", "label_judge"}
+    zooter = torch.load(router_runs["runs"]["zooter"]["ckpt"], map_location="cpu", weights_only=False)
+    assert {"vocab_size", "tokenizer_fingerprint", "lr", "weight_decay", "warmup_ratio"} <= set(
+        zooter["hyper_parameters"]
+    )
     knn = Router.from_checkpoint(router_runs["runs"]["knn"]["ckpt"])
     with pytest.raises(ValueError, match="routes only queries of a routing table"):
         knn.route(["a new query"])

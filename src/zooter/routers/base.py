@@ -112,7 +112,8 @@ class RouterModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # keep only this class's own arguments: the CLI links data values (e.g. vocab_size) into every
         # router's config, and a router without that argument could not be rebuilt from its checkpoint
-        accepted = inspect.signature(type(self).__init__).parameters
+        accepted = {name for cls in type(self).__mro__ if issubclass(cls, RouterModule)
+                    for name in inspect.signature(cls.__init__).parameters}  # fmt: skip
         hparams = checkpoint.get("hyper_parameters", {})
         for key in [k for k in hparams if not k.startswith("_") and k not in accepted]:
             del hparams[key]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from zooter.routers import encoders
@@ -27,11 +26,8 @@ class ZooterRouter(TrainableRouter):
         dropout: dropout before the head.
         loss: ``kl`` (reward distillation, the paper) or ``ce`` (hard-label cross-entropy ablation).
         kl_direction: ``forward`` = KL(target || router) (distillation, default) or ``reverse``.
-        lr: AdamW learning rate (paper: 1e-5).
-        weight_decay: AdamW weight decay (paper: 5e-7).
-        warmup_ratio: share of the training steps with a linear warm-up; then linear decay to 0.
-        optimizer: another optimizer (see :class:`~zooter.routers.base.TrainableRouter`).
-        scheduler: another learning-rate schedule (see :class:`~zooter.routers.base.TrainableRouter`).
+        optimization: ``lr`` (paper: 1e-5), ``weight_decay`` (paper: 5e-7), ``warmup_ratio``, ``optimizer``,
+            ``scheduler``: see :class:`~zooter.routers.base.TrainableRouter`.
     """
 
     def __init__(
@@ -46,13 +42,9 @@ class ZooterRouter(TrainableRouter):
         dropout: float = 0.1,
         loss: Literal["kl", "ce"] = "kl",
         kl_direction: KLDirection = "forward",
-        lr: float = 1e-5,
-        weight_decay: float = 5e-7,
-        warmup_ratio: float = 0.1,
-        optimizer: OptimizerCallable | None = None,
-        scheduler: LRSchedulerCallable | None = None,
+        **optimization: Any,
     ) -> None:
-        super().__init__(candidates, lr, weight_decay, warmup_ratio, optimizer, scheduler)
+        super().__init__(candidates, **optimization)
         # from_pretrained returns a model in eval mode; Lightning keeps submodule modes, so reset it
         self.encoder = encoders.build_encoder(encoder, vocab_size, pretrained, encoder_config).train()
         self.dropout = nn.Dropout(dropout)

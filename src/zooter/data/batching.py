@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 
 class RoutingDataset(Dataset):
-    """One split: token ids plus, when the split is judged, targets and evaluation scores per query.
+    """One split: token ids plus, when the split is judged, training targets (``target`` = s*, ``judged``,
+    and ``rewards``: the train judge's standardized rewards, NaN where not judged) and evaluation
+    scores per query.
 
     Item ``i`` is query ``order[i]`` (default: query ``i``); every item carries its query's position
     in the table as ``index``, so outputs map back to rows whatever the order (see :meth:`by_length`).
@@ -30,6 +32,7 @@ class RoutingDataset(Dataset):
         eval_scores: np.ndarray | None = None,
         best_single_scores: np.ndarray | None = None,
         order: Sequence[int] | None = None,
+        rewards: np.ndarray | None = None,
     ) -> None:
         self.input_ids = input_ids
         self.order = None if order is None else [int(i) for i in order]
@@ -37,6 +40,7 @@ class RoutingDataset(Dataset):
             raise ValueError(f"order must be a permutation of the {len(input_ids)} queries")
         self.target = None if target is None else torch.as_tensor(target, dtype=torch.float32)
         self.judged = None if judged is None else torch.as_tensor(judged, dtype=torch.bool)
+        self.rewards = None if rewards is None else torch.as_tensor(rewards, dtype=torch.float32)
         # float64, as the report reads them: the metrics of `zooter test` and `zooter report` agree to rounding
         self.eval_scores = None if eval_scores is None else torch.as_tensor(eval_scores, dtype=torch.float64)
         self.best_single_scores = (
@@ -53,7 +57,7 @@ class RoutingDataset(Dataset):
         float32 rounding (a query's padded length differs), as it does with another batch size."""
         order = sorted(range(len(self.input_ids)), key=lambda i: -len(self.input_ids[i]))
         fields = (self.target, self.judged, self.eval_scores, self.best_single_scores)
-        return RoutingDataset(self.input_ids, *fields, order=order)
+        return RoutingDataset(self.input_ids, *fields, order=order, rewards=self.rewards)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = position if self.order is None else self.order[position]
@@ -61,6 +65,8 @@ class RoutingDataset(Dataset):
         if self.target is not None:
             item["target"] = self.target[index]
             item["judged"] = self.judged[index]
+        if self.rewards is not None:
+            item["rewards"] = self.rewards[index]
         if self.eval_scores is not None:
             item["eval_scores"] = self.eval_scores[index]
             item["best_single_score"] = self.best_single_scores[index]

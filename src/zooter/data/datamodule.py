@@ -196,11 +196,11 @@ class ZooterDataModule(LightningDataModule):
             target = targets.build_targets(
                 table.judge(hp.train_judge), table.tags, self.tag_table, hp.beta, hp.temperature, hp.standardization
             )
-            judged = np.isfinite(table.judge(hp.train_judge))
+            rewards = targets.standardize(table.judge(hp.train_judge), hp.standardization)
             eval_scores = table.judge(hp.eval_judge)
             bma = decision_weights(bma_scores, eval_scores)
             self.datasets[split] = RoutingDataset(
-                tokens, target, judged, eval_scores, expected_scores(bma, eval_scores)
+                tokens, target, np.isfinite(rewards), eval_scores, expected_scores(bma, eval_scores), rewards=rewards
             )
         if "predict" not in self.datasets and "test" in self.datasets:
             self.datasets["predict"] = self.datasets["test"].by_length()

@@ -78,8 +78,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         "## Definitions",
         "",
-        "- score: mean eval-judge score of the method's pick (argmax over eval-judged candidates; ties split).",
-        "- gap_recovered: (score − BMA) / (oracle − BMA). BMA, tag-majority and kNN learn from the eval judge "
+        "- routed_score: mean eval-judge score of the method's decisions (argmax over eval-judged candidates; "
+        "tied candidates share the query). The same definitions as `zooter test` (zooter/eval/functional.py).",
+        "- gap_recovered: (routed_score − BMA) / (oracle − BMA). BMA, tag-majority and kNN learn from the eval judge "
         "on the training split.",
         "- random: expected score of a uniform pick; RMR <judge>: the pick that judge scores best.",
         "- MTR: per subset, rank among the single candidates plus the method (1 + better + tied/2); mean over "

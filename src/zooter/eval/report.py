@@ -61,6 +61,8 @@ class ReportOptions:
     Args:
         out: output directory.
         names: one display name per run (default: the run's logger name, e.g. ``runs/<name>/version_3``).
+        baselines: also compute random, RMR, tag-majority and kNN (BMA and oracle are always there: the
+            reference lines of every score).
         rmr_judges: judges for reward-model ranking baselines (default: every judge of the table).
         subset_field: a row field whose values define subsets (default: the tags).
         min_subset_size: subsets with fewer test queries are left out of per-subset tables and MTR.
@@ -73,6 +75,7 @@ class ReportOptions:
 
     out: str = "reports/latest"
     names: list[str] | None = None
+    baselines: bool = True
     rmr_judges: list[str] | None = None
     subset_field: str | None = None
     min_subset_size: int = 5
@@ -183,13 +186,14 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
 
     scores: dict[str, np.ndarray] = {name: run.table_scores(test) for name, run in runs.items()}
     scores["best single (BMA)"] = baselines.best_single(train_evals, len(test))
-    scores["random"] = baselines.random_choice(len(test), len(test.candidates))
     scores["oracle"] = baselines.oracle(evals)
-    for judge in rmr_judges(test, options.rmr_judges):
-        scores[f"RMR {judge}"] = baselines.reward_model_ranking(test.judge(judge))
-    scores["tag-majority"] = baselines.tag_majority(train.tags, train_evals, test.tags)
     chosen_k = None
-    if embedder is not None:
+    if options.baselines:
+        scores["random"] = baselines.random_choice(len(test), len(test.candidates))
+        for judge in rmr_judges(test, options.rmr_judges):
+            scores[f"RMR {judge}"] = baselines.reward_model_ranking(test.judge(judge))
+        scores["tag-majority"] = baselines.tag_majority(train.tags, train_evals, test.tags)
+    if options.baselines and embedder is not None:
         train_emb, val_emb = embedder(train.queries), embedder(val.queries)
         chosen_k = baselines.choose_k(train_emb, train_evals, val_emb, val.judge(eval_judge), options.knn_k)
         scores["kNN"] = baselines.knn(train_emb, train_evals, embedder(test.queries), chosen_k)

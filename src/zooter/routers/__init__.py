@@ -10,6 +10,7 @@ _EXPORTS = {
     "RouterModule": "zooter.routers.base",
     "TrainableRouter": "zooter.routers.base",
     "ZooterRouter": "zooter.routers.zooter",
+    "EncoderRouter": "zooter.routers.encoder_router",
     "FittedRouter": "zooter.routers.baselines",
     "BestSingleRouter": "zooter.routers.baselines",
     "RandomRouter": "zooter.routers.baselines",
@@ -20,6 +21,7 @@ _EXPORTS = {
 }
 __all__ = [
     "BestSingleRouter",
+    "EncoderRouter",
     "FittedRouter",
     "KNNRouter",
     "OracleRouter",

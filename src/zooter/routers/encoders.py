@@ -15,12 +15,15 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from zooter.files import atomic_path
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 TINY_DEBERTA = "tiny-deberta"
 MINILM = "minilm"
@@ -156,6 +159,16 @@ def build_encoder(
     return AutoModel.from_config(AutoConfig.from_pretrained(source, **overrides))
 
 
+def pool(hidden: Tensor, attention_mask: Tensor, how: str = "mean") -> Tensor:
+    """One vector per sequence: the first token's (``cls``) or the mean over non-padding tokens (``mean``)."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how != "mean":
+        raise ValueError(f"unknown pooling {how!r}; use 'cls' or 'mean'")
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+
+
 def embed_texts(
     texts: Sequence[str],
     tokenizer: PreTrainedTokenizerBase,
@@ -180,6 +193,5 @@ def embed_texts(
                 return_tensors="pt",
             )
             hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            chunks.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).float().numpy())
+            chunks.append(pool(hidden, batch["attention_mask"], "mean").float().numpy())
     return np.concatenate(chunks)

@@ -7,72 +7,38 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from zooter.routers import encoders
-from zooter.routers.base import CheckpointMismatchError, TrainableRouter
+from zooter.routers.encoder_router import EncoderRouter
 from zooter.routers.losses import KLDirection, hard_label_cross_entropy, kl_divergence
 
 
-class ZooterRouter(TrainableRouter):
+class ZooterRouter(EncoderRouter):
     """The Zooter router: encoder -> pooled query vector -> dropout -> linear head over candidates.
 
     Args:
         candidates: candidate names (linked from ``data.candidates``; stored in every checkpoint).
-        encoder: ``tiny-deberta``, ``minilm`` or a hub id / local path (linked from ``data.encoder``).
-        vocab_size: tokenizer size (linked from the data; used by ``tiny-deberta``).
-        tokenizer_fingerprint: hash of the tokenizer the data module built (linked; checked on reload).
-        pretrained: load pretrained weights (``False``: same architecture, random weights).
-        encoder_config: overrides of encoder config fields, e.g. ``{"num_hidden_layers": 4}``.
-        pooling: ``cls`` (first token, as RouterDC) or ``mean`` over non-padding tokens.
-        dropout: dropout before the head.
         loss: ``kl`` (reward distillation, the paper) or ``ce`` (hard-label cross-entropy ablation).
         kl_direction: ``forward`` = KL(target || router) (distillation, default) or ``reverse``.
-        optimization: ``lr`` (paper: 1e-5), ``weight_decay`` (paper: 5e-7), ``warmup_ratio``, ``optimizer``,
-            ``scheduler``: see :class:`~zooter.routers.base.TrainableRouter`.
+        encoding: the encoder's arguments (``encoder``, ``pooling``, ``dropout``, ...; see
+            :class:`~zooter.routers.encoder_router.EncoderRouter`) and the optimization's (``lr``,
+            ``weight_decay``, ``warmup_ratio``, ``optimizer``, ``scheduler``; see
+            :class:`~zooter.routers.base.TrainableRouter`).
     """
 
     def __init__(
         self,
         candidates: list[str] | None = None,
-        encoder: str = encoders.TINY_DEBERTA,
-        vocab_size: int | None = None,
-        tokenizer_fingerprint: str | None = None,
-        pretrained: bool = True,
-        encoder_config: dict[str, Any] | None = None,
-        pooling: Literal["cls", "mean"] = "cls",
-        dropout: float = 0.1,
         loss: Literal["kl", "ce"] = "kl",
         kl_direction: KLDirection = "forward",
-        **optimization: Any,
+        **encoding: Any,
     ) -> None:
-        super().__init__(candidates, **optimization)
-        # from_pretrained returns a model in eval mode; Lightning keeps submodule modes, so reset it
-        self.encoder = encoders.build_encoder(encoder, vocab_size, pretrained, encoder_config).train()
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.encoder.config.hidden_size, len(self.candidates))
+        super().__init__(candidates, **encoding)
+        self.head = nn.Linear(self.hidden_size, len(self.candidates))
 
     def scores(self, batch: dict[str, Any]) -> Tensor:
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        if self.hparams.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-        return self.head(self.dropout(pooled))
+        return self.head(self.embed(batch))
 
     def loss(self, batch: dict[str, Any]) -> Tensor:
         logits = self.scores(batch)
         if self.hparams.loss == "kl":
             return kl_divergence(logits, batch["target"], batch["judged"], self.hparams.kl_direction)
         return hard_label_cross_entropy(logits, batch["target"], batch["judged"])
-
-    def extra_checkpoint_state(self) -> dict[str, Any]:
-        return {"tokenizer_fingerprint": self.hparams.tokenizer_fingerprint}
-
-    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
-        saved, current = state.get("tokenizer_fingerprint"), self.hparams.tokenizer_fingerprint
-        if saved is not None and current is not None and saved != current:
-            raise CheckpointMismatchError(
-                f"the checkpoint was trained with tokenizer {saved}, but the data module built {current}; "
-                "for tiny-deberta the tokenizer is trained on the training split: keep data.path, the split "
-                "settings and data.tokenizer_vocab_size of the training run"
-            )

@@ -169,6 +169,13 @@ class TrainableRouter(RouterModule):
         """The training loss of each query ``[batch]`` (the batch carries ``target`` and ``judged``)."""
         raise NotImplementedError
 
+    def add_candidate(self, name: str) -> list[tuple[torch.nn.Parameter, Tensor]]:
+        """Route over one more candidate, ``name`` (appended last): grow the candidate-specific parameters
+        by one row and return ``(parameter, mask)`` pairs, ``mask`` marking the entries that belong to the
+        new candidate. ``zooter add-candidate`` then fits only those entries, the rest frozen.
+        Routers without candidate-specific parameters raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add a candidate without retraining")
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         loss = self.loss(batch).mean()
         if self._logging_step():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from zooter.routers.encoder_router import EncoderRouter
@@ -36,6 +37,19 @@ class ZooterRouter(EncoderRouter):
 
     def scores(self, batch: dict[str, Any]) -> Tensor:
         return self.head(self.embed(batch))
+
+    def add_candidate(self, name: str) -> list[tuple[nn.Parameter, Tensor]]:
+        """Append one output row to the head (the new candidate's weights and bias)."""
+        old = self.head
+        self.head = nn.Linear(old.in_features, old.out_features + 1).to(old.weight.device, old.weight.dtype)
+        with torch.no_grad():
+            self.head.weight[:-1] = old.weight
+            self.head.bias[:-1] = old.bias
+        self.candidates.append(name)
+        self.hparams.candidates = list(self.candidates)
+        new_row = torch.zeros(old.out_features + 1, dtype=torch.bool, device=old.weight.device)
+        new_row[-1] = True
+        return [(self.head.weight, new_row[:, None].expand_as(self.head.weight)), (self.head.bias, new_row)]
 
     def loss(self, batch: dict[str, Any]) -> Tensor:
         logits = self.scores(batch)

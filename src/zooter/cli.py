@@ -4,7 +4,7 @@
   subclasses and :class:`~zooter.data.datamodule.ZooterDataModule` (``--config`` repeatable,
   ``--print_config``; see :mod:`zooter.lightning_cli`).
 - ``zooter synth``: write a synthetic routing table (see :mod:`zooter.table.synth`).
-- ``zooter report|cv|sweep|generate|score|tag|route``: plain commands, each the ``main(argv)`` of its
+- ``zooter report|cv|sweep|generate|score|tag|route|add-candidate``: plain commands, each the ``main(argv)`` of its
   module (see :data:`PLAIN_COMMANDS`).
 
 Each subcommand imports only what it needs: ``zooter synth`` and ``zooter report`` never load
@@ -32,6 +32,7 @@ PLAIN_COMMANDS = {
     "score": "zooter.pipeline.score",
     "tag": "zooter.pipeline.tag",
     "route": "zooter.inference",
+    "add-candidate": "zooter.runs.add_candidate",
 }
 
 

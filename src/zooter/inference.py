@@ -34,6 +34,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,6 @@ from transformers import PreTrainedTokenizerBase
 
 from zooter.routers import encoders
 from zooter.routers.base import CHECKPOINT_KEY, RouterModule
-from zooter.routers.zooter import ZooterRouter
 
 
 @dataclass(frozen=True)
@@ -78,25 +78,8 @@ class Router:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", batch_size: int = 64) -> Router:
-        """Load a checkpoint written by ``zooter fit``."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such checkpoint")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        section = checkpoint.get(CHECKPOINT_KEY, {})
-        if "tokenizer_files" not in section:
-            raise ValueError(
-                f"{path}: the checkpoint holds no tokenizer (written before zooter stored it in the "
-                f"'{CHECKPOINT_KEY}' section); retrain it, or build a Router from the model and a tokenizer"
-            )
-        hparams = dict(checkpoint.get("hyper_parameters", {}))
-        module_name, _, class_name = hparams.get("_class_path", "zooter.routers.ZooterRouter").rpartition(".")
-        model_class: type[RouterModule] = getattr(importlib.import_module(module_name), class_name)
-        # rebuild the architecture only: the checkpoint's weights replace any pretrained ones anyway
-        overrides = {"pretrained": False} if issubclass(model_class, ZooterRouter) else {}
-        model = model_class.load_from_checkpoint(path, map_location=device, **overrides)
-        if section.get("candidates", model.candidates) != model.candidates:
-            raise ValueError(f"{path}: the checkpoint's candidate list disagrees with its hyperparameters")
+        """Load a checkpoint written by ``zooter fit`` (or ``zooter add-candidate``)."""
+        model, section = load_router(path, device)
         return cls(
             model,
             encoders.tokenizer_from_files(section["tokenizer_files"]),
@@ -162,6 +145,30 @@ class Router:
                 f"costs must give one number per candidate {self.candidates}: missing {missing}, unknown {unknown}"
             )
         return np.array([float(costs[c]) for c in self.candidates])
+
+
+def load_router(path: str | Path, device: str = "cpu") -> tuple[RouterModule, dict[str, Any]]:
+    """The router module of a checkpoint (its class from the saved class path) and the checkpoint's
+    ``zooter`` section (candidates, tokenizer files, ``max_length``, best single model, ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    section = checkpoint.get(CHECKPOINT_KEY, {})
+    if "tokenizer_files" not in section:
+        raise ValueError(
+            f"{path}: the checkpoint holds no tokenizer (written before zooter stored it in the "
+            f"'{CHECKPOINT_KEY}' section); retrain it, or build a Router from the model and a tokenizer"
+        )
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    module_name, _, class_name = hparams.get("_class_path", "zooter.routers.ZooterRouter").rpartition(".")
+    model_class: type[RouterModule] = getattr(importlib.import_module(module_name), class_name)
+    # rebuild the architecture only: the checkpoint's weights replace any pretrained ones anyway
+    overrides = {"pretrained": False} if "pretrained" in hparams else {}
+    model = model_class.load_from_checkpoint(path, map_location=device, **overrides)
+    if section.get("candidates", model.candidates) != model.candidates:
+        raise ValueError(f"{path}: the checkpoint's candidate list disagrees with its hyperparameters")
+    return model, section
 
 
 def choose(probs: np.ndarray, costs: np.ndarray | None = None, cost_weight: float = 0.0) -> np.ndarray:

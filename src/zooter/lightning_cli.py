@@ -29,7 +29,8 @@ DESCRIPTION = (
     "`zooter report --help` (routers against baselines), `zooter cv --help` (k-fold cross-validation), "
     "`zooter sweep --help` (W&B sweep files, offline), `zooter generate --help` (candidate responses), "
     "`zooter score --help` (reward-model scores), `zooter tag --help` (query tags), "
-    "`zooter route --help` (route queries with a trained checkpoint)."
+    "`zooter route --help` (route queries with a trained checkpoint), "
+    "`zooter add-candidate --help` (route over one more LLM without retraining)."
 )
 
 

@@ -122,3 +122,15 @@ def test_entropy_bins_and_cost():
     )
     assert cost.routed() == pytest.approx(2 * 86e6 * 100 + 2 * 13e9 * 500)
     assert cost.reward_model_ranking(6) / cost.routed() == pytest.approx(6 * 20e9 * 500 / (86e6 * 100 + 13e9 * 500))
+
+
+def test_paired_bootstrap_interval_brackets_the_mean_and_excludes_zero_only_when_it_should():
+    from zooter.eval.functional import paired_bootstrap
+
+    clear = np.r_[np.full(80, 0.1), np.full(20, -0.1)]  # mean 0.06, se about 0.008
+    low, high = paired_bootstrap(clear)
+    assert 0 < low < 0.06 < high < 0.08
+    noise = np.random.default_rng(1).choice([-1.0, 1.0], 200)  # mean near 0
+    low, high = paired_bootstrap(noise)
+    assert low < noise.mean() < high and low < 0 < high
+    assert paired_bootstrap(clear, seed=3) == paired_bootstrap(clear, seed=3)

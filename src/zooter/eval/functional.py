@@ -127,6 +127,18 @@ def summarize(
     return out
 
 
+def paired_bootstrap(
+    differences: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the mean of per-query paired ``differences`` (e.g. router − best single
+    on the same queries), resampling queries with replacement."""
+    differences = np.asarray(differences, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, len(differences), (resamples, len(differences)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
 def rank_among(value: float, pool: np.ndarray) -> float:
     """1 + (pool members strictly better) + (tied members) / 2."""
     better = np.sum(pool > value + TIE_TOLERANCE)

@@ -1,0 +1,209 @@
+"""Real-data benchmark: every router family and every baseline on dcrouter, AlpacaEval and the synthetic table.
+
+    HF_HUB_OFFLINE=1 python benchmarks/realdata.py [--tables dcrouter ...] [--routers zooter knn ...]
+                                                  [--seeds 0 1 2] [--epochs 3] [--quick]
+
+Every router is a ``configs/router/<name>.yaml`` run through ``zooter fit`` and ``zooter predict`` (best
+checkpoint on ``val/routed_score``), in-process, resumable (a run with predictions is not redone):
+
+- ``dcrouter``: the official split (train -> test; validation cut from train), one run per seed;
+- ``alpacaeval_turbo_to_gpt4`` / ``alpacaeval_gpt4_to_turbo``: 5 folds (one run per fold), both judge
+  directions of ``benchmarks/alpacaeval_cv.py``;
+- ``synthetic``: the quickstart table (4,000 queries) trained on the high-noise reward model, one run per seed.
+
+Pretrained-encoder tables use the packaged MiniLM (``configs/model/minilm.yaml``); the synthetic table
+uses the quickstart's tiny encoder. Scores come from the saved predictions through
+``zooter.eval.functional`` (the definitions of ``zooter test``). Per table and router: mean ± std over
+seeds or folds of the test score and gap recovered, the validation score (the one number used to
+choose), and a paired bootstrap 95% interval of (router - best single) over test queries (per-query
+differences averaged over seeds, or pooled over folds). The framework's best router per table is chosen
+by validation score only. Writes ``benchmarks/results/realdata.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RUNS = REPO / "benchmarks" / "runs" / "realdata"
+RESULTS = REPO / "benchmarks" / "results"
+FAMILIES = ("zooter", "routerdc", "mf", "probe", "knn")
+BASELINES = ("bma", "random", "oracle", "tag_majority", "rmr")
+NOT_CANDIDATES_FOR_BEST = {"oracle", "random", "rmr"}  # not deployable routers (read answers, or no skill)
+
+
+def table_settings(name: str, epochs: int) -> dict[str, Any]:
+    """Base arguments, replicate ids and the replicate's extra arguments of one benchmark table."""
+    minilm = ["--config", str(REPO / "configs/trainer/cpu.yaml"), "--config", str(REPO / "configs/model/minilm.yaml"),
+              "--data.encoder", "minilm", "--data.max_length", "128", "--trainer.max_epochs", str(epochs)]  # fmt: skip
+    if name == "dcrouter":
+        data = ["--data.train_path", str(SHARED / "dcrouter/train.jsonl"),
+                "--data.test_path", str(SHARED / "dcrouter/test.jsonl"), "--data.val_fraction", "0.1"]  # fmt: skip
+        return {"args": [*minilm, *data], "replicate": "seed", "rmr_judge": None}
+    if name.startswith("alpacaeval"):
+        train, evals, std = (
+            ("gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003", "logit")
+            if name == "alpacaeval_turbo_to_gpt4"
+            else ("gpt4_vs_davinci003", "gpt4turbo_vs_gpt4preview", "zscore")
+        )
+        data = ["--config", str(REPO / "configs/data/alpacaeval.yaml"), "--data.path",
+                str(SHARED / "alpacaeval/alpacaeval_main.jsonl"), "--data.train_judge", train,
+                "--data.eval_judge", evals, "--data.standardization", std]  # fmt: skip
+        return {"args": [*minilm[:4], *data, *minilm[4:]], "replicate": "fold", "rmr_judge": train}
+    if name == "synthetic":
+        data = ["--config", str(REPO / "configs/quickstart.yaml"), "--data.train_judge", "rm_high_noise",
+                "--trainer.max_epochs", str(epochs)]  # fmt: skip
+        return {"args": data, "replicate": "seed", "rmr_judge": "rm_high_noise"}
+    raise SystemExit(f"unknown table {name!r}")
+
+
+def run_one(table: str, router: str, replicate: int, settings: dict[str, Any], save_dir: Path) -> Path | None:
+    """fit + predict one router on one seed/fold; the predict run directory (``None``: config missing)."""
+    from zooter.cli import main
+
+    config = REPO / "configs" / "router" / f"{router}.yaml"
+    if not config.is_file():
+        print(f"realdata: no {config.relative_to(REPO)}, skipped", flush=True)
+        return None
+    name = f"{router}-{settings['replicate']}{replicate}"
+    predict_dir = save_dir / table / name / "predict"
+    if (predict_dir / "predictions.jsonl").is_file():
+        return predict_dir
+    extra = (
+        ["--seed_everything", str(replicate)] if settings["replicate"] == "seed" else ["--data.fold", str(replicate)]
+    )
+    if router == "rmr":
+        extra += ["--model.judge", settings["rmr_judge"]]
+    args = [*settings["args"], "--config", str(config), *extra, "--data.cache_dir", str(REPO / ".zooter_cache"),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.logger.init_args.save_dir", str(save_dir / table),
+            "--trainer.logger.init_args.name", name]  # fmt: skip
+    started = time.perf_counter()
+    main(["fit", *args, "--trainer.logger.init_args.version", "fit"])
+    ckpt = next((save_dir / table / name / "fit" / "checkpoints").glob("best-*.ckpt"))
+    main(["predict", *args, "--trainer.logger.init_args.version", "predict", "--ckpt_path", str(ckpt)])
+    print(f"realdata: {table} {name} in {time.perf_counter() - started:.0f} s", flush=True)
+    return predict_dir
+
+
+def best_val(fit_dir: Path) -> float:
+    """The best ``val/routed_score`` of a fit (the monitored value of its best checkpoint)."""
+    with (fit_dir / "metrics.csv").open() as f:
+        values = [float(row["val/routed_score"]) for row in csv.DictReader(f) if row.get("val/routed_score")]
+    return max(values)
+
+
+def per_query(predict_dir: Path) -> dict[str, Any]:
+    """Per-query expected test scores of the router and of BMA, the oracle, and the validation score."""
+    from zooter.eval import functional as F
+    from zooter.eval.report import Run
+    from zooter.table.splits import SplitSpec, load_splits
+
+    run = Run.load(predict_dir)
+    spec = SplitSpec.from_mapping(run.data)
+    tables = load_splits(spec, cache_dir=REPO / ".zooter_cache")
+    test, train = tables["test"], tables["train"]
+    evals = test.judge(spec.eval_judge)
+    routed = F.expected_scores(F.decision_weights(run.table_scores(test), evals), evals)
+    bma = F.expected_scores(F.decision_weights(F.best_single_scores(train.judge(spec.eval_judge)), evals), evals)
+    return {"ids": test.ids, "routed": routed, "bma": bma, "oracle": F.oracle_scores(evals),
+            "val": best_val(predict_dir.parent / "fit")}  # fmt: skip
+
+
+def summarise(replicates: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    from zooter.eval.functional import gap_recovered, paired_bootstrap
+
+    scores = np.array([r["routed"].mean() for r in replicates])
+    gaps = np.array([gap_recovered(r["routed"].mean(), r["bma"].mean(), r["oracle"].mean()) for r in replicates])
+    vals = np.array([r["val"] for r in replicates])
+    if kind == "seed":  # the same test queries: average each query's difference over seeds
+        diff = np.mean([r["routed"] - r["bma"] for r in replicates], axis=0)
+    else:  # folds: every query is tested once
+        diff = np.concatenate([r["routed"] - r["bma"] for r in replicates])
+    std = lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0  # noqa: E731
+    low, high = paired_bootstrap(diff)
+    return {
+        "mean": float(scores.mean()), "std": std(scores), "n_seeds": len(replicates),
+        "gap_recovered": float(gaps.mean()), "gap_recovered_std": std(gaps),
+        "val_mean": float(vals.mean()), "minus_bma": float(diff.mean()), "minus_bma_ci95": [low, high],
+        "bma": float(np.mean([r["bma"].mean() for r in replicates])),
+        "oracle": float(np.mean([r["oracle"].mean() for r in replicates])),
+    }  # fmt: skip
+
+
+def markdown(results: dict[str, Any], command: str, minutes: float) -> str:
+    lines = ["# Real-data benchmark: router families and baselines", "",
+             f"Command: `{command}`; wall time {minutes:.1f} min on {platform.machine()}, {os.cpu_count()} CPU cores "
+             f"(runs already on disk are reused). Test scores: mean ± std over seeds (dcrouter, synthetic) or folds "
+             "(AlpacaEval). `- BMA [95% CI]`: paired bootstrap over test queries of (router − best single). "
+             "The best router per table is chosen on validation score only (oracle, random and RMR excluded).",
+             ""]  # fmt: skip
+    for table, routers in results.items():
+        if not routers:
+            continue
+        best = max((r for r in routers if r not in NOT_CANDIDATES_FOR_BEST), key=lambda r: routers[r]["val_mean"])
+        first = next(iter(routers.values()))
+        lines += [f"## {table}", "", f"Best single (BMA) {first['bma']:.4f}, oracle {first['oracle']:.4f}. "
+                  f"Chosen on validation: **{best}**.", "",
+                  "| router | test score | gap recovered | − BMA [95% CI] | val score | n |",
+                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for name, r in sorted(routers.items(), key=lambda kv: -kv[1]["mean"]):
+            low, high = r["minus_bma_ci95"]
+            mark = " (chosen)" if name == best else ""
+            lines.append(
+                f"| {name}{mark} | {r['mean']:.4f} ± {r['std']:.4f} | {r['gap_recovered']:.3f} | "
+                f"{r['minus_bma']:+.4f} [{low:+.4f}, {high:+.4f}] | {r['val_mean']:.4f} | {r['n_seeds']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", nargs="+", default=["dcrouter", "alpacaeval_turbo_to_gpt4",
+                                                         "alpacaeval_gpt4_to_turbo", "synthetic"])  # fmt: skip
+    parser.add_argument("--routers", nargs="+", default=[*FAMILIES, *BASELINES])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS / "realdata")
+    parser.add_argument("--runs", type=Path, default=RUNS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    for table in args.tables:
+        settings = table_settings(table, args.epochs)
+        needs = SHARED / ("dcrouter" if table == "dcrouter" else "alpacaeval")
+        if table != "synthetic" and not needs.is_dir():
+            print(f"realdata: {needs} is absent, {table} skipped", flush=True)
+            continue
+        replicates = args.seeds if settings["replicate"] == "seed" else args.folds
+        results[table] = {}
+        for router in args.routers:
+            if router == "rmr" and settings["rmr_judge"] is None:
+                continue  # one judge only: RMR with it is the oracle
+            dirs = [run_one(table, router, k, settings, args.runs) for k in replicates]
+            if all(d is not None for d in dirs):
+                results[table][router] = summarise([per_query(d) for d in dirs], settings["replicate"])
+    command = "python benchmarks/realdata.py " + " ".join(sys.argv[1:])
+    minutes = (time.perf_counter() - started) / 60
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results, command.strip(), minutes) + "\n")
+    print(markdown(results, command.strip(), minutes))
+
+
+if __name__ == "__main__":
+    main()

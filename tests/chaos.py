@@ -1,7 +1,7 @@
 """Failures on purpose, for the reliability tests: callbacks that kill or break a run at a set point.
 
-The CLI runs as a subprocess with this folder on ``PYTHONPATH`` and adds them with
-``--trainer.callbacks+=chaos.KillAtStep --trainer.callbacks.step=N``. Run as a script,
+The CLI runs as a subprocess with this folder on ``PYTHONPATH`` (``helpers.run_zooter``) and adds them
+with ``--trainer.callbacks+=chaos.KillAtStep --trainer.callbacks.step=N``. Run as a script,
 ``python chaos.py ZOOTER_ARGS...`` runs ``zooter`` killed half-way through the ``ZOOTER_KILL_AT``-th
 write (default 1) of a file whose name holds ``ZOOTER_KILL_WRITING`` (e.g. ``last.ckpt``).
 """

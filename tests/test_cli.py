@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, cli_args
+from conftest import REPO, debug_args
 from zooter.cli import main
 from zooter.routers.base import CheckpointMismatchError
 from zooter.table.synth import SynthConfig, generate
@@ -20,22 +19,8 @@ CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "generate" not
 GENERATE_CONFIGS = sorted((REPO / "configs/generate").glob("*.yaml"))
 
 
-def common_args(tmp_path: Path) -> list[str]:
-    small = ["--data.synth.num_queries", "240", "--data.tokenizer_vocab_size", "400"]
-    return [*cli_args(tmp_path, "configs/quickstart.yaml"), *small, "--trainer.enable_model_summary", "false"]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, list[str], Path]:
-    tmp_path = tmp_path_factory.mktemp("cli")
-    args = common_args(tmp_path)
-    main(["fit", *args, "--trainer.max_epochs", "1"])
-    runs = tmp_path / "runs" / "quickstart"
-    return tmp_path, args, runs / "version_0" / "checkpoints" / "last.ckpt"
-
-
-def test_fit_writes_config_and_a_checkpoint_with_the_candidate_order(trained):
-    _, _, ckpt = trained
+def test_fit_writes_config_and_a_checkpoint_with_the_candidate_order(quickstart_run):
+    ckpt = quickstart_run.last
     assert (ckpt.parent.parent / "config.yaml").is_file()
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
     candidates = generate(SynthConfig(num_queries=10)).candidates
@@ -43,10 +28,11 @@ def test_fit_writes_config_and_a_checkpoint_with_the_candidate_order(trained):
     assert saved["hyper_parameters"]["candidates"] == candidates
 
 
-def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capfd):
-    _tmp_path, args, ckpt = trained
+def test_test_writes_flat_metrics_json_consistent_with_predictions(quickstart_run, tmp_path, capfd):
+    args, ckpt = quickstart_run.args_in(tmp_path), quickstart_run.last
     main(["test", *args, "--ckpt_path", str(ckpt)])
-    metrics_path = ckpt.parents[2] / "version_1" / "test_metrics.json"
+    runs = tmp_path / "runs" / "quickstart"  # this test's own test and predict runs: version_0, version_1
+    metrics_path = runs / "version_0" / "test_metrics.json"
     assert f"test metrics written to {metrics_path}" in "".join(capfd.readouterr())
     metrics = json.loads(metrics_path.read_text())
     for key in (
@@ -63,7 +49,7 @@ def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capf
     assert sum(v for k, v in metrics.items() if k.startswith("test/share/")) == pytest.approx(1.0, abs=1e-5)
 
     main(["predict", *args, "--ckpt_path", str(ckpt)])
-    rows = [json.loads(line) for line in (ckpt.parents[2] / "version_2" / "predictions.jsonl").open()]
+    rows = [json.loads(line) for line in (runs / "version_1" / "predictions.jsonl").open()]
     table = generate(SynthConfig(num_queries=240, seed=0))
     order = np.random.default_rng(0).permutation(240)[:24]  # the test split of quickstart's fractions
     assert [r["id"] for r in rows] == [table.ids[i] for i in order]
@@ -77,8 +63,8 @@ def test_test_writes_flat_metrics_json_consistent_with_predictions(trained, capf
     assert metrics["test/oracle_score"] == pytest.approx(true[order].max(axis=1).mean(), abs=1e-4)
 
 
-def test_checkpoint_with_other_candidates_is_refused(trained):
-    _, args, ckpt = trained
+def test_checkpoint_with_other_candidates_is_refused(quickstart_run, tmp_path):
+    args, ckpt = quickstart_run.args_in(tmp_path), quickstart_run.last
     reordered = list(reversed(generate(SynthConfig(num_queries=10)).candidates))
     with pytest.raises(CheckpointMismatchError, match="the checkpoint routes over candidates"):
         main(["test", *args, "--ckpt_path", str(ckpt), "--data.candidates", json.dumps(reordered)])
@@ -135,10 +121,9 @@ def test_wandb_offline_run_keeps_its_config_beside_its_checkpoints(tmp_path, mon
     main(
         [
             "fit",
-            *common_args(tmp_path),
+            *debug_args(tmp_path),
             "--config", str(REPO / "configs/logger/wandb.yaml"),
             "--trainer.logger.init_args.save_dir", str(save_dir),
-            "--trainer.max_epochs", "1",
         ]
     )  # fmt: skip
     (run,) = (save_dir / "zooter").iterdir()

@@ -207,7 +207,7 @@ def test_group_by_length_train_loader_covers_the_split_with_grouped_batches(tmp_
 
 
 def test_fit_with_group_by_length_runs(tmp_path, monkeypatch):
-    from conftest import cli_args
+    from conftest import debug_args
     from zooter.cli import main
     from zooter.data import batching
 
@@ -216,10 +216,9 @@ def test_fit_with_group_by_length_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(
         batching.LengthGroupedSampler, "set_epoch", lambda self, e: (epochs.append(e), original(self, e))
     )
-    args = cli_args(tmp_path, "configs/quickstart.yaml")
-    small = ["--data.synth.num_queries", "160", "--data.tokenizer_vocab_size", "300", "--trainer.max_epochs", "2"]
-    small += ["--trainer.log_every_n_steps", "3", "--trainer.enable_model_summary", "false"]
-    main(["fit", *args, *small, "--data.group_by_length", "true"])
+    # 160 queries: 128 for training, 4 batches an epoch of 32; 2 epochs, logged every 3rd step
+    steps = ["--data.synth.num_queries", "160", "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "3"]
+    main(["fit", *debug_args(tmp_path, *steps), "--data.group_by_length", "true"])
     run = tmp_path / "runs" / "quickstart" / "version_0"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert "group_by_length: true" in (run / "config.yaml").read_text()

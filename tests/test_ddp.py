@@ -6,15 +6,13 @@ The CLI runs as a subprocess because Lightning's DDP launcher re-runs the comman
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import cli_args
+from conftest import debug_args
+from helpers import finish_zooter, run_zooter, start_zooter
 from zooter.cli import main
 from zooter.table.synth import SynthConfig, generate
 
@@ -23,26 +21,19 @@ DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.acceler
 
 
 def args(tmp_path: Path) -> list[str]:
-    # 250 queries: a test split of 25, not divisible by 2 ranks
-    small = ["--data.synth.num_queries", "250", "--data.tokenizer_vocab_size", "400"]
-    return [*cli_args(tmp_path, "configs/quickstart.yaml"), *small]
-
-
-def zooter(*argv: str) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "zooter", *argv], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
+    # 250 queries: a test split of 25, not divisible by 2 ranks; 1 epoch (configs/debug.yaml)
+    return debug_args(tmp_path, "--data.synth.num_queries", "250")
 
 
 def test_ddp_trains_predicts_every_query_once_and_matches_one_process(tmp_path):
     common = args(tmp_path)
-    zooter("fit", *common, *DDP, "--trainer.max_epochs", "1")
+    run_zooter("fit", *common, *DDP)
     runs = tmp_path / "runs" / "quickstart"
     ckpt = runs / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
 
-    zooter("predict", *common, *DDP, "--ckpt_path", str(ckpt))
-    zooter("test", *common, *DDP, "--ckpt_path", str(ckpt))
+    run_zooter("predict", *common, *DDP, "--ckpt_path", str(ckpt))
+    run_zooter("test", *common, *DDP, "--ckpt_path", str(ckpt))
     main(["predict", *common, "--ckpt_path", str(ckpt)])
     main(["test", *common, "--ckpt_path", str(ckpt)])
 
@@ -75,21 +66,9 @@ def test_two_nodes_on_loopback_train_and_predict_every_query_once(tmp_path):
     common = [*args(tmp_path), "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
               "--trainer.devices", "1", "--trainer.num_nodes", "2"]  # fmt: skip
     ckpt = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
-    for stage, extra in (("fit", ["--trainer.max_epochs", "1"]), ("predict", ["--ckpt_path", str(ckpt)])):
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}  # fmt: skip
-        nodes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "zooter", stage, *common, *extra],
-                env={**env, "NODE_RANK": str(rank)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for rank in (1, 0)
-        ]
-        outputs = [node.communicate(timeout=300)[0] for node in nodes]
-        assert all(node.returncode == 0 for node in nodes), "\n".join(o[-3000:] for o in outputs)
+    for stage, extra in (("fit", []), ("predict", ["--ckpt_path", str(ckpt)])):
+        env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+        finish_zooter(*(start_zooter(stage, *common, *extra, env={**env, "NODE_RANK": str(r)}) for r in (1, 0)))
     rows = [json.loads(line) for line in (tmp_path / "runs" / "quickstart" / "version_1" / "predictions.jsonl").open()]
     table = generate(SynthConfig(num_queries=250))
     assert [r["id"] for r in rows] == [table.ids[i] for i in np.random.default_rng(0).permutation(250)[:25]]

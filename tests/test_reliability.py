@@ -7,34 +7,23 @@ or half-way through writing a checkpoint (``chaos.kill_during_nth_save``), so no
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, cli_args
+from conftest import debug_args
+from helpers import TESTS, output_tail, run_zooter
 from zooter.cli import main
 
-TESTS = Path(__file__).resolve().parent
-# 240 queries: 192 for training, 6 steps an epoch of 32; 3 epochs
-SMALL = ["--data.synth.num_queries", "240", "--data.tokenizer_vocab_size", "400", "--trainer.max_epochs", "3"]
+# 240 queries (configs/debug.yaml): 192 for training, 6 steps an epoch of 32; 3 epochs
 DDP = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 
 
 def fit_args(tmp_path: Path, runs: str) -> list[str]:
-    args = [*cli_args(tmp_path, "configs/quickstart.yaml"), *SMALL, "--trainer.enable_model_summary", "false"]
+    args = debug_args(tmp_path, "--trainer.max_epochs", "3")
     return [*args, "--trainer.logger.init_args.save_dir", str(tmp_path / runs)]
-
-
-def zooter_process(*argv: str, script: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    """``python -m zooter ARGV`` (or ``python SCRIPT ARGV``) with tests/ on the path, output captured."""
-    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(TESTS), **env}
-    command = [sys.executable, *([str(script)] if script else ["-m", "zooter"]), *argv]
-    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
@@ -66,8 +55,7 @@ def test_fit_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(uninterrup
     tmp_path, reference_args, reference_ckpt = uninterrupted
     args = fit_args(tmp_path, "killed")
     kill = ["--trainer.callbacks+=chaos.KillAtStep", "--trainer.callbacks.step=9"]  # 3rd step of epoch 2
-    killed = zooter_process("fit", *args, *kill)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run_zooter("fit", *args, *kill, expect=-signal.SIGKILL)
     checkpoints = tmp_path / "killed" / "quickstart" / "version_0" / "checkpoints"
     last = checkpoints / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 6  # end of epoch 1
@@ -87,8 +75,7 @@ def test_fit_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(uninterrup
 def test_kill_while_saving_a_checkpoint_leaves_the_previous_one_whole(tmp_path):
     args = fit_args(tmp_path, "runs")
     chaos = dict(ZOOTER_KILL_WRITING="last.ckpt", ZOOTER_KILL_AT="2")  # epoch 2's last.ckpt
-    killed = zooter_process("fit", *args, script=TESTS / "chaos.py", **chaos)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run_zooter("fit", *args, script=TESTS / "chaos.py", env=chaos, expect=-signal.SIGKILL)
     checkpoints = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints"
     leftovers = sorted(p.name for p in checkpoints.glob(".last.ckpt.tmp*"))
     assert len(leftovers) == 1  # the half-written file, under a temporary name
@@ -103,8 +90,8 @@ def test_kill_while_saving_a_checkpoint_leaves_the_previous_one_whole(tmp_path):
 def test_predict_killed_while_writing_leaves_no_predictions_file(uninterrupted):
     _, args, ckpt = uninterrupted
     predict = ["predict", *args, "--ckpt_path", str(ckpt)]
-    killed = zooter_process(*predict, script=TESTS / "chaos.py", ZOOTER_KILL_WRITING="predictions.jsonl")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    chaos = dict(ZOOTER_KILL_WRITING="predictions.jsonl")
+    run_zooter(*predict, script=TESTS / "chaos.py", env=chaos, expect=-signal.SIGKILL)
     run = newest_run(args)
     assert not (run / "predictions.jsonl").exists()  # only the half-written temporary file is left
     assert len(list(run.glob(".predictions.jsonl.tmp*"))) == 1
@@ -138,6 +125,6 @@ def test_same_config_and_seed_give_identical_weights_metrics_and_predictions(uni
 def test_a_failing_ddp_rank_fails_the_whole_run_with_its_error(tmp_path, rank):
     args = fit_args(tmp_path, "runs")
     fail = ["--trainer.callbacks+=chaos.RaiseOnRank", f"--trainer.callbacks.rank={rank}"]
-    done = zooter_process("fit", *args, *DDP, "--trainer.max_epochs", "1", *fail)  # 300 s timeout: never hangs
-    assert done.returncode != 0
+    done = run_zooter("fit", *args, *DDP, "--trainer.max_epochs", "1", *fail, expect=None)  # 300 s: never hangs
+    assert done.returncode != 0, output_tail(done)
     assert f"RuntimeError: chaos: rank {rank} fails at step 1" in done.stderr

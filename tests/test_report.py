@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import cli_args, write_rows
+from conftest import debug_args, write_rows
+from helpers import run_zooter
 from zooter.cli import main
 from zooter.eval.report import ReportOptions, write_report
 from zooter.table.splits import SplitSpec, load_splits
@@ -101,8 +99,7 @@ def test_report_refuses_runs_on_different_splits(tmp_path):
 
 @pytest.mark.slow
 def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
-    args = [*cli_args(tmp_path, "configs/quickstart.yaml"), "--data.synth.num_queries", "200",
-            "--data.tokenizer_vocab_size", "300", "--trainer.max_epochs", "1"]  # fmt: skip
+    args = debug_args(tmp_path)
     cv = ["cv", "--folds", "2", "--name", "qs", "--report.out", str(tmp_path / "report"),
           "--report.knn_encoder", "null", "--"]  # fmt: skip
     main([*cv, *args])
@@ -133,11 +130,8 @@ def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path):
     run_dir, _ = make_run(tmp_path, "x", {"path": str(path), "folds": 2, "fold": 0, "eval_judge": "gold"}, "a")
     out = tmp_path / "r"
     # a process of its own, as on the command line (W&B keeps per-process state between runs)
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "zooter", "report", str(run_dir), "--out", str(out), "--knn_encoder", "null",
-               "--wandb_project", "zooter-test"]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_zooter("report", str(run_dir), "--out", str(out), "--knn_encoder", "null", "--wandb_project", "zooter-test",
+               env={"WANDB_MODE": "offline"})  # fmt: skip
     (offline_run,) = (out / "wandb").glob("offline-run-*")  # W&B files sit beside the report
     images = {p.name.split("_")[0] for p in offline_run.rglob("*.png")}
     assert images == {"methods", "subsets", "entropy", "shares"}

@@ -9,28 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli_args, write_rows
+from conftest import write_rows
 from zooter import Router
 from zooter.cli import main
 from zooter.inference import choose
 from zooter.table.synth import SynthConfig, generate
 
-NUM_QUERIES = 240
+NUM_QUERIES = 240  # configs/debug.yaml's synthetic table
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory) -> tuple[Path, Path, list[str]]:
-    """A 1-epoch quickstart router and the predictions ``zooter predict`` made with it."""
+def fitted(quickstart_run, tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    """The session's 1-epoch quickstart router and the predictions ``zooter predict`` made with it."""
     tmp_path = tmp_path_factory.mktemp("route")
-    args = [
-        *cli_args(tmp_path, "configs/quickstart.yaml"),
-        "--data.synth.num_queries", str(NUM_QUERIES), "--data.tokenizer_vocab_size", "400",
-        "--trainer.enable_model_summary", "false",
-    ]  # fmt: skip
-    main(["fit", *args, "--trainer.max_epochs", "1"])
-    ckpt = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
-    main(["predict", *args, "--ckpt_path", str(ckpt)])
-    return ckpt, tmp_path / "runs" / "quickstart" / "version_1" / "predictions.jsonl", args
+    args = quickstart_run.args_in(tmp_path)
+    main(["predict", *args, "--ckpt_path", str(quickstart_run.last)])
+    predictions = tmp_path / "runs" / "quickstart" / "version_0" / "predictions.jsonl"
+    return quickstart_run.last, predictions, args
 
 
 def test_choose_trades_probability_against_cost_by_hand() -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import DEBUG, REPO
+from helpers import run_zooter
 from zooter.cli import main
 from zooter.runs.sweep import Sweep, point_args
 
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
+# appended to every point's arguments, after the swept ones: it must not set a swept parameter
+DEBUG_CONFIG = f"--config={REPO / DEBUG}"
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
@@ -75,8 +75,7 @@ def test_offline_sweep_runs_resumes_and_aggregates(tmp_path, capsys, monkeypatch
     spec["parameters"] = {"data.beta": {"values": [0.0, 1.0]}, "seed_everything": {"values": [0, 1]}}
     sweep_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "sweep"
-    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=1",
-             f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    small = [DEBUG_CONFIG, f"--data.cache_dir={tmp_path / 'cache'}"]
     command = ["sweep", str(sweep_file), "--out", str(out), "--workers", "2", "--", *small]
     main(command)
     result = json.loads((out / "aggregate.json").read_text())
@@ -109,8 +108,7 @@ def test_reward_model_sweep_sets_each_router_beside_its_judges_rmr(tmp_path, mon
     sweep_file = tmp_path / "rm.yaml"
     sweep_file.write_text(yaml.safe_dump(spec))
     out = tmp_path / "sweep"
-    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=1",
-             f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    small = [DEBUG_CONFIG, f"--data.cache_dir={tmp_path / 'cache'}"]
     main(["sweep", str(sweep_file), "--out", str(out), "--workers", "2", "--", *small])
     rows = json.loads((out / "aggregate.json").read_text())["rows"]
     assert [row["data.train_judge"] for row in rows] == ["rm_high_noise", "rm_low_noise"]
@@ -126,26 +124,18 @@ def test_sweep_killed_mid_fit_resumes_without_redoing_or_losing_points(tmp_path)
     spec["parameters"] = {"data.beta": {"values": [0.0, 1.0]}}
     sweep_file.write_text(yaml.safe_dump(spec))
     # 200 queries: 160 for training, 5 steps an epoch; the first point's fit is killed in its 2nd epoch
-    small = ["--data.synth.num_queries=200", "--data.tokenizer_vocab_size=300", "--trainer.max_epochs=2",
+    small = [DEBUG_CONFIG, "--data.synth.num_queries=200", "--trainer.max_epochs=2",
              f"--data.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
     kill = ["--trainer.callbacks+=chaos.KillAtStep", "--trainer.callbacks.step=7",
             f"--trainer.callbacks.marker={tmp_path / 'killed-once'}", "--trainer.callbacks.group=true"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "tests"), "PYTHONWARNINGS": "ignore"}
-
-    def sweep(out: Path, *extra: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "zooter", "sweep", str(sweep_file), "--out", str(out), "--", *small, *extra]
-        # its own process group: the kill takes the sweep and its fit, as a scheduler would, not pytest
-        return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
-                              start_new_session=True)  # fmt: skip
-
     out = tmp_path / "sweep"
-    first = sweep(out, *kill)
-    assert first.returncode == -signal.SIGKILL, first.stdout[-2000:] + first.stderr[-2000:]
+    sweep = ["sweep", str(sweep_file), "--out", str(out), "--", *small, *kill]
+    # its own process group: the kill takes the sweep and its fit, as a scheduler would, not pytest
+    run_zooter(*sweep, expect=-signal.SIGKILL, timeout=600, start_new_session=True)
     points = sorted(p.name for p in out.glob("p*"))
     assert len(points) == 1 and (out / points[0] / "fit" / "checkpoints" / "last.ckpt").is_file()
 
-    second = sweep(out, *kill)
-    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    second = run_zooter(*sweep, expect=0, timeout=600, start_new_session=True)
     assert f"{points[0]} resumes its fit from" in second.stdout
     assert second.stdout.count(" fit --data.beta") == 2  # the resumed point and the one not yet started
     assert json.loads((out / "aggregate.json").read_text())["done"] == 2

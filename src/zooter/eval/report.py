@@ -151,29 +151,24 @@ def build_report(runs: list[Run], options: ReportOptions) -> dict[str, Any]:
                 f"{run.directory}; pass --names"
             )
         by_fold[fold][run.name] = run
-    embedder = Embedder(options.knn_encoder) if options.knn_encoder else None
+    cache_dir = runs[0].data.get("cache_dir", ".zooter_cache")
+    embedder = Embedder(options.knn_encoder, cache_dir) if options.knn_encoder else None
     folds = {fold: evaluate_fold(fold_runs, options, embedder) for fold, fold_runs in sorted(by_fold.items())}
     return aggregate(folds, options)
 
 
 class Embedder:
-    """Mean-pooled, cached sentence embeddings for the kNN baseline."""
+    """Mean-pooled sentence embeddings for the kNN baseline, cached on disk by
+    :func:`zooter.routers.encoders.cached_embeddings` (the function the kNN router uses too)."""
 
-    def __init__(self, encoder: str) -> None:
+    def __init__(self, encoder: str, cache_dir: str | Path | None = None) -> None:
         self.encoder = encoder
-        self.cache: dict[str, np.ndarray] = {}
-        self._model: tuple[Any, Any] | None = None
+        self.cache_dir = cache_dir
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if todo:
-            from zooter.routers import encoders
+        from zooter.routers import encoders
 
-            if self._model is None:
-                self._model = encoders.build_tokenizer(self.encoder), encoders.build_encoder(self.encoder)
-            for text, vector in zip(todo, encoders.embed_texts(todo, *self._model), strict=True):
-                self.cache[text] = vector
-        return np.stack([self.cache[t] for t in texts])
+        return encoders.cached_embeddings(list(texts), self.encoder, self.cache_dir, progress=False)
 
 
 def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedder | None) -> dict[str, Any]:

@@ -267,15 +267,13 @@ class KNNRouter(FittedRouter):
         self.k = 0
         self.train_embeddings = np.zeros((0, 0))
         self.train_scores = np.zeros((0, len(self.candidates)))
-        self._embedding_model: tuple[Any, Any] | None = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, cached under the data module's ``cache_dir``."""
         from zooter.routers import encoders
 
-        if self._embedding_model is None:
-            name = self.hparams.embedder
-            self._embedding_model = encoders.build_tokenizer(name), encoders.build_encoder(name)
-        return encoders.embed_texts(texts, *self._embedding_model, batch_size=self.hparams.embedding_batch_size)
+        cache_dir = self.trainer.datamodule.hparams.cache_dir if self._trainer is not None else None
+        return encoders.cached_embeddings(texts, self.hparams.embedder, cache_dir, self.hparams.embedding_batch_size)
 
     def fit(self, tables: dict[str, RoutingTable], label_judge: str, eval_judge: str) -> None:
         train, val = tables["train"], tables["val"]

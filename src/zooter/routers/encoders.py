@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 TINY_DEBERTA = "tiny-deberta"
+EMBED_MAX_LENGTH = 256  # tokens of a text embedded by embed_texts (kNN, tagging)
 MINILM = "minilm"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 TINY_TOKENIZER_VERSION = 2  # part of the cache key: bump when train_wordpiece changes
@@ -176,22 +177,39 @@ def embed_texts(
     batch_size: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
-    """Mean-pooled last hidden states, one row per text (for kNN and tagging); ``progress``: a tqdm bar."""
+    """Mean-pooled last hidden states, one row per text (for kNN and tagging); ``progress``: a tqdm bar.
+
+    Batches are cut from the texts sorted by length (far less padding); rows come back in input order."""
     import torch
     from tqdm.auto import tqdm
 
     model.eval()
-    chunks = [np.zeros((0, model.config.hidden_size), dtype=np.float32)]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
     with torch.inference_mode():
         for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
+            rows = order[start : start + batch_size]
+            texts_in_batch = [texts[i] for i in rows]
             batch = tokenizer(
-                list(texts[start : start + batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=256,
-                return_tensors="pt",
+                texts_in_batch, padding=True, truncation=True, max_length=EMBED_MAX_LENGTH, return_tensors="pt"
             )
             hidden = model(**batch).last_hidden_state
-            chunks.append(pool(hidden, batch["attention_mask"], "mean").float().numpy())
-    return np.concatenate(chunks)
+            out[rows] = pool(hidden, batch["attention_mask"], "mean").float().numpy()
+    return out
+
+
+def cached_embeddings(
+    texts: Sequence[str], encoder: str, cache_dir: str | Path | None, batch_size: int = 64, progress: bool = True
+) -> np.ndarray:
+    """:func:`embed_texts` with ``encoder``'s pretrained model, kept in ``cache_dir`` (keyed by the encoder
+    name and the texts), so a second run, seed or fold over the same queries embeds nothing."""
+    key = hashlib.sha256(f"{encoder}\0{EMBED_MAX_LENGTH}\0".encode() + "\0".join(texts).encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"embeddings-{key}.npy" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    vectors = embed_texts(texts, build_tokenizer(encoder), build_encoder(encoder), batch_size, progress)
+    if path is not None:
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.save(f, vectors)
+    return vectors

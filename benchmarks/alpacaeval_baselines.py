@@ -17,16 +17,15 @@ import os
 import time
 from pathlib import Path
 
+import benchutil
+
 from zooter.eval.report import ReportOptions, write_report
 from zooter.runs.cv import CrossValidation, run
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO.parent / "shared" / "data" / "alpacaeval" / "alpacaeval_main.jsonl"
 RESULTS = REPO / "benchmarks" / "results"
-DIRECTIONS = {
-    "gpt4turbo_to_gpt4": ("gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003", "logit"),
-    "gpt4_to_gpt4turbo": ("gpt4_vs_davinci003", "gpt4turbo_vs_gpt4preview", "zscore"),
-}
+DIRECTIONS = benchutil.ALPACAEVAL_DIRECTIONS
 ROUTERS = {"bma": "best single (BMA)", "tag_majority": "tag-majority", "knn": "kNN"}
 KEYS = ("routed_score", "top1_acc", "mtr", "uplift")
 # why numbers moved, measured once (see the section's figures in the results file)
@@ -67,17 +66,11 @@ def main() -> None:
         "router (`zooter cv` with `configs/router/<name>.yaml`, fitted in `setup`). Mean over 5 folds.",
         "",
     ]
-    for direction, (train_judge, eval_judge, standardization) in DIRECTIONS.items():
+    for direction, (_, eval_judge, _) in DIRECTIONS.items():
         started = time.perf_counter()
         common = [
             "--config", str(REPO / "configs/trainer/cpu.yaml"),
-            "--config", str(REPO / "configs/data/alpacaeval.yaml"),
-            "--data.path", str(TABLE),
-            "--data.train_judge", train_judge,
-            "--data.eval_judge", eval_judge,
-            "--data.standardization", standardization,
-            "--data.max_length", "96",
-            "--data.cache_dir", str(REPO / ".zooter_cache"),
+            *benchutil.alpacaeval_data_args(direction, TABLE, 96),
             "--trainer.max_epochs", "1",
             "--trainer.enable_progress_bar", "false",
             "--trainer.logger.init_args.save_dir", str(REPO / "benchmarks" / "runs" / "baselines" / direction),

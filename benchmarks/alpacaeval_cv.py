@@ -18,17 +18,15 @@ import platform
 import time
 from pathlib import Path
 
+import benchutil
+
 from zooter.eval.report import ReportOptions, write_report
 from zooter.runs.cv import CrossValidation, run
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO.parent / "shared" / "data" / "alpacaeval" / "alpacaeval_main.jsonl"
 RESULTS = REPO / "benchmarks" / "results"
-DIRECTIONS = {
-    # train judge, eval judge, standardization of the train judge's rewards
-    "gpt4turbo_to_gpt4": ("gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003", "logit"),
-    "gpt4_to_gpt4turbo": ("gpt4_vs_davinci003", "gpt4turbo_vs_gpt4preview", "zscore"),
-}
+DIRECTIONS = benchutil.ALPACAEVAL_DIRECTIONS
 ROUTERS = {"router_kl": ["--model.loss", "kl"], "router_hard_ce": ["--model.loss", "ce", "--data.beta", "0.0"]}
 
 
@@ -53,13 +51,7 @@ def main() -> None:
         common = [
             "--config", str(REPO / "configs/trainer/cpu.yaml"),
             "--config", str(REPO / "configs/model/minilm.yaml"),
-            "--config", str(REPO / "configs/data/alpacaeval.yaml"),
-            "--data.path", str(TABLE),
-            "--data.train_judge", train_judge,
-            "--data.eval_judge", eval_judge,
-            "--data.standardization", standardization,
-            "--data.max_length", str(args.max_length),
-            "--data.cache_dir", str(REPO / ".zooter_cache"),
+            *benchutil.alpacaeval_data_args(direction, TABLE, args.max_length),
             "--trainer.max_epochs", str(args.epochs),
             "--trainer.enable_progress_bar", "false",
             "--trainer.logger.init_args.save_dir", str(REPO / "benchmarks" / "runs" / direction),

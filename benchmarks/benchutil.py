@@ -132,3 +132,25 @@ def write_result(path: Path, text: str) -> Path:
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     print(f"wrote {path}", flush=True)
     return path
+
+
+# AlpacaEval judge directions: train judge, eval judge, standardization of the train judge's rewards
+ALPACAEVAL_DIRECTIONS = {
+    "gpt4turbo_to_gpt4": ("gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003", "logit"),
+    "gpt4_to_gpt4turbo": ("gpt4_vs_davinci003", "gpt4turbo_vs_gpt4preview", "zscore"),
+}
+
+
+def alpacaeval_data_args(direction: str, table: Path, max_length: int) -> list[str]:
+    """The data arguments of one AlpacaEval direction (configs/data/alpacaeval.yaml with its judges)."""
+    train_judge, eval_judge, standardization = ALPACAEVAL_DIRECTIONS[direction]
+    repo = Path(__file__).resolve().parents[1]
+    return [
+        "--config", str(repo / "configs/data/alpacaeval.yaml"),
+        "--data.path", str(table),
+        "--data.train_judge", train_judge,
+        "--data.eval_judge", eval_judge,
+        "--data.standardization", standardization,
+        "--data.max_length", str(max_length),
+        "--data.cache_dir", str(repo / ".zooter_cache"),
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ Every router is a ``configs/router/<name>.yaml`` run through ``zooter fit`` and 
 checkpoint on ``val/routed_score``), in-process, resumable (a run with predictions is not redone):
 
 - ``dcrouter``: the official split (train -> test; validation cut from train), one run per seed;
-- ``alpacaeval_turbo_to_gpt4`` / ``alpacaeval_gpt4_to_turbo``: 5 folds (one run per fold), both judge
+- ``alpacaeval_gpt4turbo_to_gpt4`` / ``alpacaeval_gpt4_to_gpt4turbo``: 5 folds (one run per fold), both judge
   directions of ``benchmarks/alpacaeval_cv.py``;
 - ``synthetic``: the quickstart table (4,000 queries) trained on the high-noise reward model, one run per seed.
 
@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchutil
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +53,13 @@ def table_settings(name: str, epochs: int) -> dict[str, Any]:
                 "--data.test_path", str(SHARED / "dcrouter/test.jsonl"), "--data.val_fraction", "0.1"]  # fmt: skip
         return {"args": [*minilm, *data], "replicate": "seed", "rmr_judge": None}
     if name.startswith("alpacaeval"):
-        train, evals, std = (
-            ("gpt4turbo_vs_gpt4preview", "gpt4_vs_davinci003", "logit")
-            if name == "alpacaeval_turbo_to_gpt4"
-            else ("gpt4_vs_davinci003", "gpt4turbo_vs_gpt4preview", "zscore")
-        )
-        data = ["--config", str(REPO / "configs/data/alpacaeval.yaml"), "--data.path",
-                str(SHARED / "alpacaeval/alpacaeval_main.jsonl"), "--data.train_judge", train,
-                "--data.eval_judge", evals, "--data.standardization", std]  # fmt: skip
-        return {"args": [*minilm[:4], *data, *minilm[4:]], "replicate": "fold", "rmr_judge": train}
+        direction = name.removeprefix("alpacaeval_")
+        data = benchutil.alpacaeval_data_args(direction, SHARED / "alpacaeval/alpacaeval_main.jsonl", 128)
+        return {
+            "args": [*minilm, *data],
+            "replicate": "fold",
+            "rmr_judge": benchutil.ALPACAEVAL_DIRECTIONS[direction][0],
+        }
     if name == "synthetic":
         data = ["--config", str(REPO / "configs/quickstart.yaml"), "--data.train_judge", "rm_high_noise",
                 "--trainer.max_epochs", str(epochs)]  # fmt: skip
@@ -171,8 +170,8 @@ def markdown(results: dict[str, Any], command: str, minutes: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", nargs="+", default=["dcrouter", "alpacaeval_turbo_to_gpt4",
-                                                         "alpacaeval_gpt4_to_turbo", "synthetic"])  # fmt: skip
+    parser.add_argument("--tables", nargs="+", default=["dcrouter", "alpacaeval_gpt4turbo_to_gpt4",
+                                                         "alpacaeval_gpt4_to_gpt4turbo", "synthetic"])  # fmt: skip
     parser.add_argument("--routers", nargs="+", default=[*FAMILIES, *BASELINES])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])

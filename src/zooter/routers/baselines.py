@@ -44,7 +44,6 @@ from zooter.routers.baseline_scores import (
 from zooter.table.schema import RoutingTable
 
 
-# ------------------------------------------------------------------------------------------- routers
 class FittedRouter(RouterModule):
     """A router fitted from the routing tables in ``setup`` (no gradient steps): implement
     :meth:`fit` and :meth:`table_scores`; :meth:`query_scores` for queries outside a table.

@@ -44,17 +44,18 @@ BASELINES = ("bma", "random", "oracle", "tag_majority", "rmr")
 NOT_CANDIDATES_FOR_BEST = {"oracle", "random", "rmr"}  # not deployable routers (read answers, or no skill)
 
 
-def table_settings(name: str, epochs: int) -> dict[str, Any]:
+def table_settings(name: str, epochs: int, max_length: int = 128) -> dict[str, Any]:
     """Base arguments, replicate ids and the replicate's extra arguments of one benchmark table."""
     minilm = ["--config", str(REPO / "configs/trainer/cpu.yaml"), "--config", str(REPO / "configs/model/minilm.yaml"),
-              "--data.encoder", "minilm", "--data.max_length", "128", "--trainer.max_epochs", str(epochs)]  # fmt: skip
+              "--data.encoder", "minilm", "--data.max_length", str(max_length), "--data.group_by_length", "true",
+              "--trainer.max_epochs", str(epochs)]  # fmt: skip
     if name == "dcrouter":
         data = ["--data.train_path", str(SHARED / "dcrouter/train.jsonl"),
                 "--data.test_path", str(SHARED / "dcrouter/test.jsonl"), "--data.val_fraction", "0.1"]  # fmt: skip
         return {"args": [*minilm, *data], "replicate": "seed", "rmr_judge": None}
     if name.startswith("alpacaeval"):
         direction = name.removeprefix("alpacaeval_")
-        data = benchutil.alpacaeval_data_args(direction, SHARED / "alpacaeval/alpacaeval_main.jsonl", 128)
+        data = benchutil.alpacaeval_data_args(direction, SHARED / "alpacaeval/alpacaeval_main.jsonl", max_length)
         return {
             "args": [*minilm, *data],
             "replicate": "fold",
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per query (MiniLM tables)")
     parser.add_argument("--out", type=Path, default=RESULTS / "realdata")
     parser.add_argument("--runs", type=Path, default=RUNS)
     args = parser.parse_args()
@@ -183,7 +185,7 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for table in args.tables:
-        settings = table_settings(table, args.epochs)
+        settings = table_settings(table, args.epochs, args.max_length)
         needs = SHARED / ("dcrouter" if table == "dcrouter" else "alpacaeval")
         if table != "synthetic" and not needs.is_dir():
             print(f"realdata: {needs} is absent, {table} skipped", flush=True)

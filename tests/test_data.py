@@ -85,7 +85,7 @@ def test_batches_are_padded_to_their_longest_query(tmp_path):
     assert batch["target"].shape == (8, 6) and batch["eval_scores"].shape == (8, 6)
     assert batch["judged"].dtype == torch.bool
     assert_allclose(batch["target"].sum(dim=1), np.ones(8), rtol=1e-5)
-    expected = dm.tables["val"].judge("true")[:8, dm.best_single_index]
+    expected = dm.tables["val"].judge("true")[:8, dm.candidates.index(dm.best_single)]
     assert_allclose(batch["best_single_score"], expected, rtol=1e-6)
     assert batch["index"].tolist() == list(range(8))
 
@@ -93,7 +93,7 @@ def test_batches_are_padded_to_their_longest_query(tmp_path):
 def test_best_single_model_is_chosen_on_train(tmp_path):
     dm = make(tmp_path)
     means = np.nanmean(dm.tables["train"].judge("true"), axis=0)
-    assert dm.best_single_index == int(means.argmax())
+    assert dm.best_single == dm.candidates[int(means.argmax())]
 
 
 def test_predict_table_needs_no_scores_and_empty_splits_are_refused(tmp_path, table_file):

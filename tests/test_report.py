@@ -55,16 +55,16 @@ def test_report_scores_every_method_per_fold_and_aggregates(tmp_path):
     report = json.loads((out / "report.json").read_text())
     gold = [t.judge("gold") for t in tests]
 
-    router = report["methods"]["always_b"]["score"]
+    router = report["methods"]["always_b"]["routed_score"]
     assert router["folds"] == pytest.approx([g[:, 1].mean() for g in gold])
     assert router["mean"] == pytest.approx(np.mean(router["folds"]))
     assert router["std"] == pytest.approx(np.std(router["folds"], ddof=1))
-    assert report["methods"]["oracle"]["score"]["folds"] == pytest.approx([g.max(axis=1).mean() for g in gold])
-    assert report["methods"]["random"]["score"]["folds"] == pytest.approx([g.mean() for g in gold])
+    assert report["methods"]["oracle"]["routed_score"]["folds"] == pytest.approx([g.max(axis=1).mean() for g in gold])
+    assert report["methods"]["random"]["routed_score"]["folds"] == pytest.approx([g.mean() for g in gold])
     rmr = [
         np.mean([r[t.judge("scores")[i].argmax()] for i, r in enumerate(g)]) for g, t in zip(gold, tests, strict=True)
     ]
-    assert report["methods"]["RMR scores"]["score"]["folds"] == pytest.approx(rmr)
+    assert report["methods"]["RMR scores"]["routed_score"]["folds"] == pytest.approx(rmr)
     assert report["methods"]["always_b"]["share/b"]["mean"] == 1.0
     assert report["methods"]["always_b"]["selection_entropy"]["mean"] == 0.0
 
@@ -81,6 +81,11 @@ def test_report_scores_every_method_per_fold_and_aggregates(tmp_path):
     assert "| always_b | " in markdown and "## Per subset" in markdown and "MTR" in markdown
     for plot in ("methods.png", "subsets.png", "entropy.png", "shares.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    only = write_report(runs, ReportOptions(out=str(tmp_path / "r1"), knn_encoder=None, baselines=False))
+    methods = json.loads((only / "report.json").read_text())["methods"]
+    assert list(methods) == ["always_b", "best single (BMA)", "oracle"]
+    assert methods["always_b"]["routed_score"] == router
 
     by_source = write_report(runs, ReportOptions(out=str(tmp_path / "r2"), knn_encoder=None, subset_field="source"))
     assert json.loads((by_source / "report.json").read_text())["subsets"]["names"] == ["s1", "s2"]
@@ -104,7 +109,7 @@ def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
           "--report.knn_encoder", "null", "--"]  # fmt: skip
     main([*cv, *args])
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["folds"] == [0, 1] and len(report["methods"]["qs"]["score"]["folds"]) == 2
+    assert report["folds"] == [0, 1] and len(report["methods"]["qs"]["routed_score"]["folds"]) == 2
     capsys.readouterr()
     main([*cv, *args])
     assert capsys.readouterr().out.count("already done") == 2

@@ -60,7 +60,7 @@ def test_router_from_checkpoint_reproduces_zooter_predict(fitted) -> None:
 def test_threshold_falls_back_to_the_best_single_model(fitted) -> None:
     ckpt, _, _ = fitted
     router = Router.from_checkpoint(ckpt)
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["ZooterDataModule"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["zooter"]
     assert router.best_single == saved["best_single"]
     queries = ["solve the integral of a polynomial", "write a short story", "debug this function"]
     top = router.probabilities(queries).max(axis=1)
@@ -112,7 +112,7 @@ def test_route_command_errors_are_messages(fitted, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit, match=r"missing\.ckpt: no such checkpoint"):
         main(["route", "--ckpt_path", str(tmp_path / "missing.ckpt"), "q"])
     old = torch.load(ckpt, map_location="cpu", weights_only=False)
-    del old["ZooterDataModule"]
+    del old["zooter"]["tokenizer_files"]
     torch.save(old, tmp_path / "old.ckpt")
     with pytest.raises(SystemExit, match="holds no tokenizer"):
         main(["route", "--ckpt_path", str(tmp_path / "old.ckpt"), "q"])

@@ -78,7 +78,7 @@ def test_bce_refuses_rewards_outside_zero_one():
 
 
 def test_kl_distils_the_soft_targets_at_the_temperature():
-    router = make_router(loss="kl", temperature=2.0)
+    router = make_router(loss="kl", score_temperature=2.0)
     # scores / 2 = [0, 0, 3.5] and [ln 3, 0, 3.5]: over the judged a, b the router gives [1/2, 1/2] and [3/4, 1/4]
     fixed_scores(router, [[0.0, 0.0, 7.0], [2 * math.log(3.0), 0.0, 7.0]])
     batch = {
@@ -87,7 +87,7 @@ def test_kl_distils_the_soft_targets_at_the_temperature():
     }  # no rewards: kl needs only the targets
     expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
     assert router.loss(batch).tolist() == pytest.approx([expected, 0.0], abs=1e-6)
-    router.hparams.temperature = 1.0  # [0.9, 0.1] for query 1
+    router.hparams.score_temperature = 1.0  # [0.9, 0.1] for query 1
     second = 0.75 * math.log(0.75 / 0.9) + 0.25 * math.log(0.25 / 0.1)
     assert router.loss(batch).tolist() == pytest.approx([expected, second], abs=1e-6)
 
@@ -99,8 +99,8 @@ def test_reward_losses_need_rewards_and_bad_settings_are_refused():
         router.loss({"target": torch.ones(1, 3) / 3, "judged": torch.ones(1, 3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         make_router(loss="hinge")
-    with pytest.raises(ValueError, match="temperature > 0"):
-        make_router(temperature=0.0)
+    with pytest.raises(ValueError, match="score_temperature > 0"):
+        make_router(score_temperature=0.0)
 
 
 def test_add_candidate_keeps_old_scores_and_adds_one_column():

@@ -23,8 +23,8 @@ from zooter.runs.resume import AtomicCheckpointIO, RandomStateCheckpoint
 
 DESCRIPTION = (
     "zooter: reward-guided routing of queries across LLMs. Routers: --model ZooterRouter (default), "
-    "MatrixFactorizationRouter, BestSingleRouter, RandomRouter, OracleRouter, RewardModelRankingRouter, "
-    "TagMajorityRouter, KNNRouter "
+    "RouterDCRouter, MatrixFactorizationRouter, BestSingleRouter, RandomRouter, OracleRouter, "
+    "RewardModelRankingRouter, TagMajorityRouter, KNNRouter "
     "(or --config configs/router/<name>.yaml). "
     "Also: `zooter synth --help` (a synthetic routing table), "
     "`zooter report --help` (routers against baselines), `zooter cv --help` (k-fold cross-validation), "

@@ -30,11 +30,11 @@ class MatrixFactorizationRouter(EncoderRouter):
     - ``mse``: mean squared error of the scores to the train judge's (standardized) rewards;
     - ``bce``: binary cross-entropy of ``sigmoid(score)`` to rewards read as probabilities (0/1 task
       scores, as in RouteLLM and EmbedLLM); rewards outside ``[0, 1]`` are refused;
-    - ``kl``: KL(s* || softmax(scores / temperature)) over the judged candidates, the paper's reward
+    - ``kl``: KL(s* || softmax(scores / score_temperature)) over the judged candidates, the paper's reward
       distillation on the same soft targets s* as :class:`~zooter.routers.zooter.ZooterRouter` (built
       by the data module from ``data.beta``, ``data.temperature``, ``data.standardization``): Zooter's
       training signal with a factorised head, i.e. candidate embeddings that a new LLM can join. With
-      ``data.beta`` 1 and ``temperature`` equal to ``data.temperature``, the scores fit the rewards up
+      ``data.beta`` 1 and ``score_temperature`` equal to ``data.temperature``, the scores fit the rewards up
       to a per-query constant.
 
     Args:
@@ -42,7 +42,7 @@ class MatrixFactorizationRouter(EncoderRouter):
         dim: width of the shared query/candidate embedding space.
         loss: ``mse`` (regress the rewards), ``bce`` (rewards in ``[0, 1]`` as probabilities) or ``kl``
             (distil the soft targets s*).
-        temperature: softmax temperature of the scores in the ``kl`` loss (unused by ``mse``/``bce``).
+        score_temperature: softmax temperature of the scores in the ``kl`` loss (unused by ``mse``/``bce``).
         encoding: the encoder's arguments (``encoder``, ``pooling``, ``dropout``, ...; see
             :class:`~zooter.routers.encoder_router.EncoderRouter`) and the optimization's (``lr``,
             ``weight_decay``, ``warmup_ratio``, ``optimizer``, ``scheduler``; see
@@ -54,13 +54,15 @@ class MatrixFactorizationRouter(EncoderRouter):
         candidates: list[str] | None = None,
         dim: int = 128,
         loss: MFLoss = "mse",
-        temperature: float = 1.0,
+        score_temperature: float = 1.0,
         **encoding: Any,
     ) -> None:
         if loss not in ("mse", "bce", "kl"):
             raise ValueError(f"unknown loss {loss!r}; use 'mse', 'bce' or 'kl'")
-        if dim < 1 or not temperature > 0:
-            raise ValueError(f"dim must be >= 1 and temperature > 0, got dim={dim}, temperature={temperature}")
+        if dim < 1 or not score_temperature > 0:
+            raise ValueError(
+                f"dim must be >= 1 and score_temperature > 0, got dim={dim}, score_temperature={score_temperature}"
+            )
         super().__init__(candidates, **encoding)
         self.projection = nn.Linear(self.hidden_size, dim, bias=False)
         self.candidate_embeddings = nn.Parameter(torch.randn(len(self.candidates), dim) * dim**-0.5)
@@ -87,7 +89,7 @@ class MatrixFactorizationRouter(EncoderRouter):
     def loss(self, batch: dict[str, Any]) -> Tensor:
         scores = self.scores(batch).float()
         if self.hparams.loss == "kl":
-            return kl_divergence(scores / self.hparams.temperature, batch["target"], batch["judged"])
+            return kl_divergence(scores / self.hparams.score_temperature, batch["target"], batch["judged"])
         if batch.get("rewards") is None:
             raise ValueError(f"loss {self.hparams.loss!r} needs batch['rewards'] (the train judge's rewards)")
         rewards = batch["rewards"].float()

@@ -23,7 +23,7 @@ from zooter.runs.resume import AtomicCheckpointIO, RandomStateCheckpoint
 
 DESCRIPTION = (
     "zooter: reward-guided routing of queries across LLMs. Routers: --model ZooterRouter (default), "
-    "RouterDCRouter, MatrixFactorizationRouter, BestSingleRouter, RandomRouter, OracleRouter, "
+    "RouterDCRouter, MatrixFactorizationRouter, ProbeRouter, BestSingleRouter, RandomRouter, OracleRouter, "
     "RewardModelRankingRouter, TagMajorityRouter, KNNRouter "
     "(or --config configs/router/<name>.yaml). "
     "Also: `zooter synth --help` (a synthetic routing table), "

@@ -234,14 +234,3 @@ def test_fitting_only_the_new_candidate_leaves_the_old_ones_untouched():
         after = router.scores(batch)
     torch.testing.assert_close(after[:, :5], before, rtol=0, atol=1e-6)
     assert not torch.allclose(after[:, 5], initial, atol=1e-3)  # the new candidate moved from its start
-
-
-def test_no_argument_shares_a_name_with_the_data_modules_but_the_linked_ones():
-    # Lightning refuses to log hparams when the model and the data module hold one name with two values
-    import inspect
-
-    from zooter.data.datamodule import ZooterDataModule
-
-    own = set(inspect.signature(RouterDCRouter.__init__).parameters)
-    shared = own & set(inspect.signature(ZooterDataModule.__init__).parameters)
-    assert shared <= {"self", "candidates", "encoding"}

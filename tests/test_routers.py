@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, cli_args, write_rows
-from zooter import Router
+from zooter import Router, routers
 from zooter.cli import main
 from zooter.eval.report import ReportOptions, write_report
 
@@ -171,3 +171,22 @@ def test_an_optimizer_and_scheduler_can_be_injected_from_the_config(tmp_path):
     assert isinstance(optimizers["optimizer"], torch.optim.SGD)
     assert optimizers["optimizer"].param_groups[0]["lr"] == 0.25
     assert optimizers["lr_scheduler"]["scheduler"].step_size == 7
+
+
+@pytest.mark.parametrize("name", [n for n in routers.__all__ if n.endswith("Router")])
+def test_no_router_argument_shares_a_name_with_the_data_modules_but_the_linked_ones(name):
+    # Lightning refuses to log hparams when the model and the data module hold one name with two values
+    # (a router's `temperature` or `batch_size` beside data.temperature or data.batch_size)
+    import inspect
+
+    from zooter.data.datamodule import ZooterDataModule
+
+    cls = getattr(routers, name)
+    own = {
+        p.name
+        for c in cls.__mro__
+        if isinstance(c, type) and issubclass(c, routers.RouterModule)
+        for p in inspect.signature(c.__init__).parameters.values()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    }
+    assert own & set(inspect.signature(ZooterDataModule.__init__).parameters) <= {"self", "candidates", "encoder"}

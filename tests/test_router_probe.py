@@ -177,6 +177,17 @@ def test_mse_by_hand_over_the_judged_rewards(datamodule):
         router.loss({"target": torch.ones(1, 3) / 3, "judged": torch.ones(1, 3, dtype=torch.bool)})
 
 
+def test_bce_by_hand_over_the_judged_rewards(datamodule):
+    router = make_router(datamodule, loss="bce")
+    fixed_scores(router, [[0.0, math.log(3.0), 5.0], [0.0, 0.0, 0.0]])
+    batch = {"rewards": torch.tensor([[1.0, 0.0, NAN], [1.0, 0.0, 0.5]])}
+    # query 0: (-log sigmoid(0) - log(1 - sigmoid(log 3))) / 2 = (log 2 + log 4) / 2, c unjudged;
+    # query 1: every sigmoid is 1/2, so each term is log 2 whatever the reward
+    assert router.loss(batch).tolist() == pytest.approx([1.5 * math.log(2.0), math.log(2.0)], abs=1e-6)
+    with pytest.raises(ValueError, match=r"loss 'bce' needs rewards in \[0, 1\]"):
+        router.loss({"rewards": torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])})
+
+
 @pytest.mark.parametrize("head", ["linear", "mlp"])
 def test_add_candidate_grows_the_last_layer_and_keeps_the_old_scores(datamodule, head):
     router = make_router(datamodule, head=head).eval()

@@ -81,7 +81,7 @@ class ReportOptions:
     min_subset_size: int = 5
     entropy_bins: int = 5
     knn_encoder: str | None = "minilm"
-    knn_k: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20, 50])
+    knn_k: list[int] = field(default_factory=lambda: list(baselines.DEFAULT_K))
     cost: CostModel = field(default_factory=CostModel)
     wandb_project: str | None = None
 

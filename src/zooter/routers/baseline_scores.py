@@ -14,7 +14,7 @@ import numpy as np
 
 from zooter.eval.functional import best_single_scores, candidate_means, decision_weights, expected_scores
 
-DEFAULT_K = (1, 3, 5, 10, 20, 50)
+DEFAULT_K = (1, 3, 5, 10, 20, 50, 100, 200, 500)  # k > the training set counts as all of it
 
 
 def best_single(train_scores: np.ndarray, num_queries: int) -> np.ndarray:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 KLDirection = Literal["forward", "reverse"]
+RewardLoss = Literal["mse", "bce"]
 TARGET_FLOOR = 1e-12  # reverse KL needs log(target); a judged candidate's target is clamped to this
 
 
@@ -44,3 +46,32 @@ def hard_label_cross_entropy(logits: Tensor, target: Tensor, judged: Tensor) -> 
     hard = top.float() / top.sum(dim=-1, keepdim=True)
     log_router = masked_log_softmax(logits, judged)
     return -torch.where(hard > 0, hard * log_router, torch.zeros_like(hard)).sum(dim=-1)
+
+
+def reward_regression(scores: Tensor, rewards: Tensor, kind: RewardLoss = "mse") -> Tensor:
+    """Per-query mean over the judged (finite) rewards of ``mse`` (squared error of the scores to the
+    rewards) or ``bce`` (binary cross-entropy of ``sigmoid(scores)`` to rewards read as probabilities,
+    e.g. 0/1 task scores; rewards outside ``[0, 1]`` are refused).
+
+    Args:
+        scores: ``[batch, candidates]`` router scores.
+        rewards: ``[batch, candidates]`` rewards, NaN where the candidate was not judged.
+        kind: ``mse`` or ``bce``.
+    """
+    judged = torch.isfinite(rewards)
+    filled = torch.where(judged, rewards, torch.zeros_like(rewards)).to(scores.dtype)  # no NaN in the gradient
+    if kind == "mse":
+        per_entry = (scores - filled).square()
+    elif kind == "bce":
+        seen = rewards[judged]
+        if seen.numel() and (seen.min() < 0 or seen.max() > 1):
+            raise ValueError(
+                f"loss 'bce' needs rewards in [0, 1] (e.g. 0/1 task scores), got rewards in "
+                f"[{seen.min().item():.4g}, {seen.max().item():.4g}]; use loss 'mse' or 'kl', or "
+                "data.standardization 'rank'"
+            )
+        per_entry = F.binary_cross_entropy_with_logits(scores, filled, reduction="none")
+    else:
+        raise ValueError(f"unknown reward loss {kind!r}; use 'mse' or 'bce'")
+    per_entry = per_entry.masked_fill(~judged, 0.0)
+    return per_entry.sum(dim=-1) / judged.sum(dim=-1).clamp_min(1)

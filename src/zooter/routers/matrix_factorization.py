@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zooter.routers.encoder_router import EncoderRouter
-from zooter.routers.losses import kl_divergence
+from zooter.routers.losses import kl_divergence, reward_regression
 
 MFLoss = Literal["mse", "bce", "kl"]
 
@@ -92,19 +91,4 @@ class MatrixFactorizationRouter(EncoderRouter):
             return kl_divergence(scores / self.hparams.score_temperature, batch["target"], batch["judged"])
         if batch.get("rewards") is None:
             raise ValueError(f"loss {self.hparams.loss!r} needs batch['rewards'] (the train judge's rewards)")
-        rewards = batch["rewards"].float()
-        judged = torch.isfinite(rewards)
-        filled = torch.where(judged, rewards, torch.zeros_like(rewards))  # no NaN reaches the gradient
-        if self.hparams.loss == "mse":
-            per_entry = (scores - filled).square()
-        else:
-            seen = rewards[judged]
-            if seen.numel() and (seen.min() < 0 or seen.max() > 1):
-                raise ValueError(
-                    f"loss 'bce' needs rewards in [0, 1] (e.g. 0/1 task scores), got rewards in "
-                    f"[{seen.min().item():.4g}, {seen.max().item():.4g}]; use loss 'mse' or 'kl', or "
-                    "data.standardization 'rank'"
-                )
-            per_entry = F.binary_cross_entropy_with_logits(scores, filled, reduction="none")
-        per_entry = per_entry.masked_fill(~judged, 0.0)
-        return per_entry.sum(dim=-1) / judged.sum(dim=-1).clamp_min(1)
+        return reward_regression(scores, batch["rewards"].float(), self.hparams.loss)

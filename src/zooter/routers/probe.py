@@ -35,11 +35,11 @@ from zooter.files import atomic_path
 from zooter.routers import encoders
 from zooter.routers.base import CheckpointMismatchError, TrainableRouter
 from zooter.routers.encoder_router import EncoderRouter
-from zooter.routers.losses import hard_label_cross_entropy, kl_divergence
+from zooter.routers.losses import hard_label_cross_entropy, kl_divergence, reward_regression
 from zooter.routers.zooter import ZooterRouter
 
 ProbeHead = Literal["linear", "mlp"]
-ProbeLoss = Literal["kl", "ce", "mse"]
+ProbeLoss = Literal["kl", "ce", "mse", "bce"]
 ENCODER_SEED = 0  # the frozen encoder is built under this seed: tiny-deberta's random weights are reproducible
 CACHE_VERSION = 1  # part of the embeddings' cache key: bump when the embedding computation changes
 
@@ -63,7 +63,8 @@ class ProbeRouter(TrainableRouter):
         dropout: dropout on the embedding (and on the ``mlp``'s hidden layer).
         loss: ``kl``: KL(s* || softmax(scores)), the paper's distillation; ``ce``: cross-entropy on the
             hard label argmax s*; ``mse``: squared error of the scores to the train judge's rewards,
-            averaged over the candidates it judged.
+            averaged over the candidates it judged; ``bce``: binary cross-entropy of ``sigmoid(scores)``
+            to rewards in ``[0, 1]`` (0/1 task scores), as the matrix-factorisation router's.
         embedding_batch_size: queries per batch when embedding the splits in ``setup``.
         lr: learning rate of the default AdamW; a head alone wants far more than the paper's 1e-5 for
             fine-tuning (MiniLM quickstart, 10 epochs: val KL 0.016 at 1e-3, 0.015 at 3e-3 and at 1e-2).
@@ -87,7 +88,7 @@ class ProbeRouter(TrainableRouter):
         **optimization: Any,
     ) -> None:
         for name, value, allowed in (("pooling", pooling, ("cls", "mean")), ("head", head, ("linear", "mlp")),
-                                     ("loss", loss, ("kl", "ce", "mse"))):  # fmt: skip
+                                     ("loss", loss, ("kl", "ce", "mse", "bce"))):  # fmt: skip
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; use one of {list(allowed)}")
         if hidden_dim < 1 or embedding_batch_size < 1 or not 0.0 <= dropout < 1.0:
@@ -153,8 +154,8 @@ class ProbeRouter(TrainableRouter):
         if self.hparams.loss == "ce":
             return hard_label_cross_entropy(scores, batch["target"], batch["judged"])
         if batch.get("rewards") is None:
-            raise ValueError("loss 'mse' needs batch['rewards'] (the train judge's rewards)")
-        return masked_mse(scores, batch["rewards"])
+            raise ValueError(f"loss {self.hparams.loss!r} needs batch['rewards'] (the train judge's rewards)")
+        return reward_regression(scores, batch["rewards"], self.hparams.loss)
 
     # the head's last layer holds one row per candidate, as the paper router's head: grow it the same way
     add_candidate = ZooterRouter.add_candidate
@@ -264,16 +265,3 @@ class ProbeRouter(TrainableRouter):
                 f"but it rebuilds with weights {self.encoder_digest()} (another release of the model, or of "
                 "torch's random initialisation for tiny-deberta): retrain the probe"
             )
-
-
-def masked_mse(scores: Tensor, rewards: Tensor) -> Tensor:
-    """Mean squared error of ``scores`` to ``rewards`` per query, over its judged (finite) rewards only.
-
-    Args:
-        scores: ``[batch, candidates]`` router scores.
-        rewards: ``[batch, candidates]`` rewards, NaN where the candidate was not judged.
-    """
-    judged = torch.isfinite(rewards)
-    filled = torch.where(judged, rewards, torch.zeros_like(rewards)).to(scores.dtype)  # no NaN in the gradient
-    per_entry = (scores - filled).square().masked_fill(~judged, 0.0)
-    return per_entry.sum(dim=-1) / judged.sum(dim=-1).clamp_min(1)

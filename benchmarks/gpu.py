@@ -36,8 +36,10 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -264,7 +266,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *([f"Note: {result['note']}", ""] if result["note"] else []),
         benchutil.machine_section(result["machine"]),
-        *benchutil.command_section(),
+        *["## Command", "", "```bash", result["command"], "```"],
         "",
         "## Training throughput and MFU",
         "",
@@ -319,10 +321,10 @@ def parse_shape(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny settings, synthetic table (< 1 min)")
-    shapes_help = "BATCHxLENGTH ... (default 32x256 32x512 128x512; smoke 2x32)"
+    shapes_help = "BATCHxLENGTH ... (default 32x256 32x512 128x512; smoke 2x16)"
     parser.add_argument("--shapes", nargs="+", type=parse_shape, default=None, help=shapes_help)
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per shape (10; smoke 1)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per shape (50; smoke 3)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per shape (50; smoke 2)")
     parser.add_argument("--epochs", type=int, default=3, help="dcrouter training epochs")
     parser.add_argument("--max-length", type=int, default=512, help="dcrouter tokens per query")
     parser.add_argument("--seed", type=int, default=0)
@@ -332,9 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default=None, help="a line for the results file (e.g. how the run was set up)")
     args = parser.parse_args(argv)
     smoke = args.smoke
-    shapes = args.shapes or ([(2, 32)] if smoke else [(32, 256), (32, 512), (128, 512)])
+    shapes = args.shapes or ([(2, 16)] if smoke else [(32, 256), (32, 512), (128, 512)])
     warmup = args.warmup if args.warmup is not None else (1 if smoke else 10)
-    steps = args.steps or (3 if smoke else 50)
+    steps = args.steps or (2 if smoke else 50)
     if not smoke and not torch.cuda.is_available():
         parser.error("no CUDA device: run on a GPU, or pass --smoke for the CPU smoke run")
     device = torch.device("cpu" if smoke else "cuda")
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(runs, ignore_errors=True)
     result = {
         "smoke": smoke, "device": name, "peak_bf16_flops": peak, "machine": info,
-        "command": f"HF_HUB_OFFLINE=1 {benchutil.command_line()}",
+        "command": "HF_HUB_OFFLINE=1 " + shlex.join([*benchutil.command_line().split(" ")[:2], *sys.argv[1:]]),
         "flops_formula": "6 * non_embedding_params * batch * length + 12 * layers * hidden * length**2 * batch",
         "settings": {"shapes": [list(s) for s in shapes], "warmup_steps": warmup, "timed_steps": steps,
                      "autocast": "bfloat16", "optimizer": "torch.optim.AdamW(lr=5e-5, weight_decay=5e-7)",

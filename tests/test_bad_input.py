@@ -4,8 +4,9 @@ The per-row cases (empty or missing query, duplicate id, non-numeric / NaN / inf
 candidate, wrong tag type, too few judged candidates, a judge missing from one row, bad JSON) are in
 ``test_schema.py``; the checkpoint whose candidates differ from the table and the config key typo in
 ``test_cli.py``; the sweep file with unknown parameter names in ``test_sweep.py``. The README's
-"Reliability" section lists them all. Here: the file-level cases, a candidate nobody scored, splits
-that end up empty, and the property-based test of validation and targets.
+"Reliability" section lists them all. Here: the file-level cases, a candidate nobody scored, a
+candidate name misspelt in one row, splits that end up empty, and the property-based test of
+validation and targets.
 """
 
 from __future__ import annotations
@@ -81,6 +82,45 @@ def test_skipped_rows_are_counted_in_the_split_report(table_file):
     tables = load_splits(SplitSpec(path=str(table_file(rows)), skip_underjudged=True, test_fraction=0.0))
     assert len(tables["train"].skipped) == 1 and "id='q10'" in tables["train"].skipped[0]
     assert sum(len(t) for t in tables.values()) == 10
+
+
+def misspelt_table(table_file) -> pathlib.Path:
+    """300 rows over model_a/b/c; row 42 (id q41) scores ``modl_b`` instead of model_b."""
+    rows = [row(i, {"model_a": 1.0, "model_b": float(i % 3), "model_c": 0.5}) for i in range(300)]
+    rows[41]["scores"] = {"model_a": 1.0, "modl_b": 2.0, "model_c": 0.5}
+    return table_file(rows)
+
+
+def test_fit_refuses_a_candidate_misspelt_in_one_row(table_file, tmp_path, capsys):
+    """Through the real command: the error names the candidate, its row and the close name (no new candidate)."""
+    from conftest import cli_args
+    from zooter.cli import main
+
+    path = misspelt_table(table_file)
+    try:
+        main(["fit", *cli_args(tmp_path, "configs/own_data.yaml"), "--data.path", str(path)])
+    except SystemExit as exit_:  # a user error printed on stderr
+        assert exit_.code not in (0, None)
+        message = capsys.readouterr().err
+    except TableError as error:
+        message = str(error)
+    else:
+        pytest.fail("zooter fit accepted a candidate scored in 1 row of 300")
+    assert f"{path}: candidate 'modl_b' is scored in only 1 of 300 rows (did you mean 'model_b'?): " in message
+    assert "line 42 (id='q41')" in message and "data.min_candidate_share 0" in message
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    "accept", [{"candidates": ["model_a", "model_b", "model_c", "modl_b"]}, {"min_candidate_share": 0.0}]
+)
+def test_a_rare_candidate_is_accepted_when_asked_for(table_file, tmp_path, accept):
+    from zooter.data.datamodule import ZooterDataModule
+
+    dm = ZooterDataModule(
+        path=str(misspelt_table(table_file)), cache_dir=str(tmp_path / "cache"), tokenizer_vocab_size=100, **accept
+    )
+    assert dm.candidates == ["model_a", "model_b", "model_c", "modl_b"]
 
 
 # ------------------------------------------------------------------------ property-based test

@@ -224,3 +224,37 @@ def test_columnar_and_row_readers_agree(tmp_path):
         _same_table(load_table(path, **args), expected)
 
     check()
+
+
+def typo_rows(n: int, typo_rows: tuple[int, ...]) -> list[dict]:
+    """``n`` rows over model_a/b/c; in the rows at ``typo_rows``, model_b is misspelt ``modl_b``."""
+    rows = [row(i, {"model_a": 1.0, "model_b": float(i % 3), "model_c": 0.5}) for i in range(n)]
+    for i in typo_rows:
+        rows[i]["scores"] = {"model_a": 1.0, "modl_b": 2.0, "model_c": 0.5}
+    return rows
+
+
+def test_a_candidate_misspelt_in_one_row_is_refused_with_its_row_and_the_close_name(table_file):
+    path = table_file(typo_rows(300, (41,)))
+    assert load_table(path).candidates == ["model_a", "model_b", "model_c", "modl_b"]  # the check is opt-in here
+    with pytest.raises(TableError) as refused:
+        load_table(path, min_candidate_share=0.05)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: candidate 'modl_b' is scored in only 1 of 300 rows (did you mean 'model_b'?)")
+    assert "rows (did you mean 'model_b'?): line 42 (id='q41'). A candidate" in message
+    assert "fewer than 5% as many rows as the most-scored one ('model_a', 300 rows)" in message
+    assert "data.candidates" in message and "data.min_candidate_share 0" in message
+
+
+def test_candidate_share_rule_names_the_first_rows_and_counts_the_rest(table_file, tmp_path):
+    path = table_file(typo_rows(300, (3, 10, 20, 30, 40, 50, 60, 70)))
+    shown = r"line 4 \(id='q3'\), line 11 \(id='q10'\), .*, line 41 \(id='q40'\) and 3 more\."
+    with pytest.raises(TableError, match=r"in only 8 of 300 rows \(did you mean 'model_b'\?\): " + shown):
+        load_table(path, min_candidate_share=0.05)
+    # the rule is relative: 15 of 300 rows (5%) pass, and so do candidates that are all sparse
+    assert len(load_table(table_file(typo_rows(300, tuple(range(15)))), min_candidate_share=0.05).candidates) == 4
+    sparse = [row(i, {f"m{i % 40}": 1.0, f"m{(i + 1) % 40}": 0.0}) for i in range(400)]  # each in 5% of rows
+    assert len(load_table(table_file(sparse, "sparse.jsonl"), min_candidate_share=0.05).candidates) == 40
+    # explicit candidates: the user named them, nothing is refused
+    named = ["model_a", "model_b", "model_c", "modl_b"]
+    assert load_table(path, candidates=named, min_candidate_share=0.05).candidates == named

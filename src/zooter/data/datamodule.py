@@ -35,7 +35,7 @@ from zooter.data.batching import LengthGroupedSampler, RoutingCollator, RoutingD
 from zooter.eval.functional import best_single, best_single_scores, decision_weights, expected_scores
 from zooter.files import atomic_path
 from zooter.routers import encoders
-from zooter.table.schema import SCORES_JUDGE, RoutingTable, TableError, paused_gc
+from zooter.table.schema import MIN_CANDIDATE_SHARE, SCORES_JUDGE, RoutingTable, TableError, paused_gc
 from zooter.table.splits import SplitSpec, load_splits
 from zooter.table.synth import SynthConfig
 
@@ -59,7 +59,8 @@ class ZooterDataModule(LightningDataModule):
         test_path: test table for ``train_path``.
         predict_path: queries to route with ``zooter predict`` (scores optional); default: the test split.
         synth: the generator config used when no path is given.
-        candidates: the candidate order; ``None`` takes it from the data (order of first appearance).
+        candidates: the candidate order; ``None`` takes it from the data (order of first appearance;
+            rare names are refused, see ``min_candidate_share``).
         train_judge: the judge whose scores train the router (``scores`` = the top-level field).
         eval_judge: the judge that scores routing decisions in the metrics.
         val_fraction: share of the queries held out for validation.
@@ -69,8 +70,14 @@ class ZooterDataModule(LightningDataModule):
         fold: which fold is the test split.
         min_judged: fewest judged candidates a query needs under the train and eval judges.
         skip_underjudged: skip (count and report) such queries instead of raising.
-        beta: weight of the sample-level label in ``s* = beta * s + (1 - beta) * tag mean``.
-        temperature: softmax temperature over (standardized) rewards; the paper uses 1.
+        min_candidate_share: with ``candidates`` unset, a candidate scored in fewer than this share of
+            the rows of the most-scored candidate is refused as a likely misspelt name, naming its rows
+            and the closest candidate (see :func:`zooter.table.schema.check_candidate_shares`); 0
+            accepts every candidate the table names, as does listing them in ``candidates``.
+        beta: weight of the sample-level label in ``s* = beta * s + (1 - beta) * tag mean``; default 0.3,
+            the paper's Zooter. 1 uses the rewards alone and ignores tags (the paper's ablation,
+            ``experiments/sample_only.yaml``); 0 uses the tag means alone.
+        temperature: softmax temperature over (standardized) rewards; default 1, as in the paper.
         standardization: per-query reward standardization before the softmax.
         min_tag_count: tags seen on fewer training queries are left out of the tag table.
         encoder: encoder name (see :mod:`zooter.routers.encoders`); linked to the model's encoder.
@@ -106,8 +113,9 @@ class ZooterDataModule(LightningDataModule):
         fold: int = 0,
         min_judged: int = 2,
         skip_underjudged: bool = False,
-        beta: float = 1.0,
-        temperature: float = 1.0,
+        min_candidate_share: float = MIN_CANDIDATE_SHARE,
+        beta: float = targets.PAPER_BETA,
+        temperature: float = targets.PAPER_TEMPERATURE,
         standardization: targets.Standardization = "none",
         min_tag_count: int = 1,
         encoder: str = encoders.TINY_DEBERTA,

@@ -11,6 +11,9 @@ The pipeline, in order (every step is a config value of the data module):
 4. :func:`mix_with_tags`: ``s*(q) = beta * s(q) + (1 - beta) * mean_{t in T(q)} s_t``; a query with no
    known tag keeps ``s(q)``.
 
+The defaults are the paper's Zooter: ``beta`` = 0.3 (:data:`PAPER_BETA`) and ``temperature`` = 1 on raw
+rewards; ``beta`` = 1 (sample-level labels only, tags ignored) is an ablation to ask for explicitly.
+
 A null is never read as a zero. In step 3, each candidate's entry of ``s_t`` is its mean over the
 tag's training queries that JUDGED it, and ``s_t`` is then renormalised to sum to 1 (rewards
 ``[[2, null], [0, 0]]`` under one tag: ``s = [1, 0], [0.5, 0.5]``, candidate means ``[0.75, 0.5]``,
@@ -29,6 +32,8 @@ import numpy as np
 
 Standardization = Literal["none", "zscore", "log", "logit", "rank"]
 PROBABILITY_CLIP = 1e-10
+PAPER_BETA = 0.3  # the paper's best mix (Zooter, Table 2); 1 = sample-level labels only (an ablation)
+PAPER_TEMPERATURE = 1.0  # the paper's softmax temperature over raw rewards
 
 
 def standardize(rewards: np.ndarray, method: Standardization = "none") -> np.ndarray:
@@ -71,7 +76,7 @@ def _average_rank(rewards: np.ndarray) -> np.ndarray:
     return np.where(judged, scaled, np.nan)
 
 
-def soft_labels(rewards: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def soft_labels(rewards: np.ndarray, temperature: float = PAPER_TEMPERATURE) -> np.ndarray:
     """``softmax(rewards / temperature)`` over each query's judged candidates (0 where not judged)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -176,8 +181,8 @@ def build_targets(
     rewards: np.ndarray,
     tags: Sequence[Sequence[str]],
     table: TagTable | None,
-    beta: float = 1.0,
-    temperature: float = 1.0,
+    beta: float = PAPER_BETA,
+    temperature: float = PAPER_TEMPERATURE,
     standardization: Standardization = "none",
 ) -> np.ndarray:
     """The whole pipeline for one split: standardize, softmax, then mix with the (training) tag table."""

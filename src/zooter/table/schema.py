@@ -15,6 +15,7 @@ and ``scores_by_judge`` columns hold JSON text).
 
 from __future__ import annotations
 
+import difflib
 import gc
 import json
 import math
@@ -29,6 +30,8 @@ import numpy as np
 from zooter.files import atomic_path
 
 SCORES_JUDGE = "scores"
+MIN_CANDIDATE_SHARE = 0.05  # the data module's default for min_candidate_share (see check_candidate_shares)
+SHOWN_ROWS = 5  # rows named in a message before "... and N more"
 JSON_COLUMNS = ("tags", "scores", "scores_by_judge")
 KNOWN_FIELDS = ("id", "query", *JSON_COLUMNS)
 
@@ -184,6 +187,7 @@ def load_table(
     min_judged: int = 2,
     skip_underjudged: bool = False,
     needs_scores: bool = True,
+    min_candidate_share: float = 0.0,
 ) -> RoutingTable:
     """Read and validate a routing table.
 
@@ -194,6 +198,9 @@ def load_table(
         min_judged: fewest judged (non-null) candidates a row needs under each required judge.
         skip_underjudged: skip such rows (counted in ``table.skipped``) instead of raising.
         needs_scores: ``False`` accepts rows without scores (queries to route).
+        min_candidate_share: with ``candidates=None``, refuse a candidate scored in fewer rows than this
+            share of the most-scored candidate's rows, as a likely misspelt name (see
+            :func:`check_candidate_shares`; 0 = off, the default here; the data module's is 0.05).
 
     A well-formed JSON Lines file is read by Arrow's multithreaded JSON reader and validated on whole
     columns (about 10x faster than row by row: a 48k-row table in well under a second). Anything the
@@ -219,7 +226,69 @@ def load_table(
     except OSError as err:  # permissions, I/O errors, ...
         raise TableError(f"{path}: cannot read: {err.strerror or err}") from None
     _check_every_candidate_judged(table, required_judges)
+    if candidates is None:
+        check_candidate_shares(table, min_candidate_share)
     return table
+
+
+def check_candidate_shares(table: RoutingTable, min_share: float = MIN_CANDIDATE_SHARE) -> None:
+    """Refuse candidates scored in so few rows that their names are likely typos.
+
+    A name misspelt in a few rows (``modl_b`` for ``model_b``) would otherwise become a candidate of
+    its own when the candidate list is taken from the data. The rule: a candidate scored (non-null,
+    under any judge) in fewer than ``min_share`` x the rows of the most-scored candidate is refused
+    (default 5%: one row of a 300-row table is refused, 20 rows are not; a table whose candidates
+    are all sparse is compared with its best-covered candidate, not with its length). The message
+    names the candidate, its rows (line and id, the first few and a count) and the closest
+    common candidate name. To accept such a candidate deliberately, list the candidates
+    (``data.candidates``) or set ``data.min_candidate_share`` to 0.
+    """
+    if min_share <= 0 or not len(table):
+        return
+    scored = np.zeros((len(table), len(table.candidates)), dtype=bool)
+    for matrix in table.scores.values():
+        scored |= np.isfinite(matrix)
+    counts = scored.sum(axis=0)
+    most = int(counts.max())
+    rare = [k for k, count in enumerate(counts) if count < min_share * most]
+    if not rare:
+        return
+    common = [c for k, c in enumerate(table.candidates) if k not in rare]
+    problems = []
+    for k in rare:
+        name = table.candidates[k]
+        rows = _rows_naming(table, name, scored[:, k])
+        shown = ", ".join(rows[:SHOWN_ROWS]) + (f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else "")
+        close = difflib.get_close_matches(name, common, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "no common candidate has a similar name"
+        problems.append(f"candidate {name!r} is scored in only {counts[k]} of {len(table)} rows ({hint}): {shown}")
+    raise TableError(
+        f"{table.source}: " + "; ".join(problems) + f". A candidate scored in fewer than {min_share:.0%} as many "
+        f"rows as the most-scored one ({table.candidates[int(counts.argmax())]!r}, {most} rows) is likely a "
+        "misspelt name: fix it, or accept it by listing the candidates in data.candidates or by setting "
+        "data.min_candidate_share 0"
+    )
+
+
+def _rows_naming(table: RoutingTable, name: str, scored: np.ndarray) -> list[str]:
+    """``line N (id=...)`` (``row N`` in Parquet) of each row of the table's file that scores candidate
+    ``name``; the ids alone for a table without a file."""
+    if Path(table.source).is_file():
+        try:
+            places = [
+                (location.removeprefix(f"{table.source}:"), row.get("id"))
+                for location, row in read_rows(table.source)
+                if _names_candidate(row, name)
+            ]
+            return [f"{'line ' if at.isdigit() else ''}{at} (id={str(row_id)!r})" for at, row_id in places]
+        except TableError:  # the file changed since it was read: fall back to ids
+            pass
+    return [f"id={table.ids[i]!r}" for i in np.flatnonzero(scored)]
+
+
+def _names_candidate(row: dict[str, Any], name: str) -> bool:
+    judges = [row.get("scores"), *(dict(row.get("scores_by_judge") or {}).values())]
+    return any(isinstance(scores, dict) and scores.get(name) is not None for scores in judges)
 
 
 def _check_every_candidate_judged(table: RoutingTable, judges: Iterable[str]) -> None:

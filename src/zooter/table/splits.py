@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zooter.table.cache import load_table_cached
-from zooter.table.schema import SCORES_JUDGE, RoutingTable, TableError
+from zooter.table.schema import MIN_CANDIDATE_SHARE, SCORES_JUDGE, RoutingTable, TableError
 from zooter.table.synth import SynthConfig, generate
 
 
@@ -39,6 +39,7 @@ class SplitSpec:
     fold: int = 0
     min_judged: int = 2
     skip_underjudged: bool = False
+    min_candidate_share: float = MIN_CANDIDATE_SHARE
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> SplitSpec:
@@ -67,8 +68,10 @@ def load_splits(spec: SplitSpec, cache_dir: str | Path | None = None) -> dict[st
     load_table = partial(load_table_cached, cache_dir=cache_dir)
     judges = (spec.train_judge, spec.eval_judge)
     load = dict(required_judges=judges, min_judged=spec.min_judged, skip_underjudged=spec.skip_underjudged)
+    # candidates taken from the data: refuse rare ones, likely typos (see schema.check_candidate_shares)
+    share = spec.min_candidate_share
     if spec.train_path is not None:
-        tables = {"train": load_table(spec.train_path, candidates=spec.candidates, **load)}
+        tables = {"train": load_table(spec.train_path, candidates=spec.candidates, min_candidate_share=share, **load)}
         fixed = tables["train"].candidates
         for split, split_path in (("val", spec.val_path), ("test", spec.test_path)):
             if split_path is not None:
@@ -77,7 +80,7 @@ def load_splits(spec: SplitSpec, cache_dir: str | Path | None = None) -> dict[st
             tables["train"], tables["val"] = _cut(tables["train"], spec.val_fraction, spec.split_seed)
     else:
         if spec.path is not None:
-            full = load_table(spec.path, candidates=spec.candidates, **load)
+            full = load_table(spec.path, candidates=spec.candidates, min_candidate_share=share, **load)
         else:
             synth = spec.synth or SynthConfig()
             full = generate(synth if isinstance(synth, SynthConfig) else SynthConfig(**synth))

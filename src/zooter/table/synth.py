@@ -14,15 +14,20 @@ a latent skill per domain plus a per-topic offset; the hidden quality of a (quer
 
 Reward-model cells are left null (not judged) with probability ``missing_rate`` per query, one
 candidate at a time, so the masking code paths are exercised.
+
+``zooter synth --out FILE --table.<knob> VALUE`` writes a table (:func:`main`); ``zooter synth --help``
+lists the knobs, the fields of :class:`SynthConfig`.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from zooter.table.schema import SCORES_JUDGE, RoutingTable
+from zooter.table.schema import SCORES_JUDGE, RoutingTable, write_jsonl
 
 DOMAIN_WORDS: dict[str, tuple[str, ...]] = {
     "code": (
@@ -300,7 +305,32 @@ JUDGES = ("true", "rm_low_noise", "rm_high_noise")
 
 @dataclass
 class SynthConfig:
-    """Sizes and noise levels of a synthetic routing table (all generation is seeded)."""
+    """Sizes and noise levels of a synthetic routing table (all generation is seeded).
+
+    Args:
+        num_queries: rows of the table.
+        num_candidates: candidate LLMs: a generalist (the best single model on average), then
+            specialists, each strong in one domain (``generalist``, ``coder``, ..., ``model_6``, ...).
+        num_domains: query domains, 1 to 8 (code, math, writing, science, cooking, history, finance,
+            health); each query's first tag.
+        topics_per_domain: fine-grained topics per domain (a pair of domain words in the query and a
+            ``domain/word_word`` tag); each topic shifts every candidate's quality by its own offset.
+        secondary_domain_prob: probability that a query also draws on a second domain (a third tag).
+        primary_weight: weight of the primary domain's skill in a query's quality (the secondary
+            domain gets the rest).
+        skill_spread: scale of the candidates' latent domain skills: larger gaps between candidates
+            make routing matter more.
+        topic_sigma: standard deviation of the per-topic quality offsets (signal only fine tags and
+            the query text carry).
+        query_sigma: standard deviation of the per-query, per-candidate quality noise (no feature
+            predicts it).
+        low_noise: noise standard deviation of the good reward model ``rm_low_noise`` (= ``scores``).
+        high_noise: noise standard deviation of the noisy reward model ``rm_high_noise``.
+        high_noise_slope: how strongly ``rm_high_noise`` follows the true quality (its slope).
+        high_noise_bias: how much ``rm_high_noise`` over-rates the last candidate.
+        missing_rate: share of queries in which the reward models leave one candidate unjudged (null).
+        seed: seed of the whole table (the same config gives the same table).
+    """
 
     num_queries: int = 4000
     num_candidates: int = 6
@@ -400,6 +430,31 @@ def generate(config: SynthConfig | None = None) -> RoutingTable:
         scores=scores,
         source=synth_source(config),
     )
+
+
+def synth(table: SynthConfig, out: Path = Path("data/synth.jsonl")) -> Path:
+    """Write a synthetic routing table as JSON Lines.
+
+    Args:
+        table: generator settings (sizes, noise levels, seed), e.g. ``--table.num_queries 48000``.
+        out: output file (.jsonl).
+    """
+    started = time.perf_counter()
+    generated = generate(table)
+    path = write_jsonl(generated, out)
+    tags = {t for row_tags in generated.tags for t in row_tags}
+    print(
+        f"zooter synth: {len(generated)} queries x {len(generated.candidates)} candidates, {len(tags)} tags, "
+        f"judges {generated.judges} -> {path} ({time.perf_counter() - started:.1f}s)"
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``zooter synth``: every :class:`SynthConfig` field is a ``--table.<name>`` flag with its help."""
+    from jsonargparse import CLI
+
+    CLI(synth, args=argv, prog="zooter synth")
 
 
 def synth_source(config: SynthConfig) -> str:

@@ -38,20 +38,32 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 RUNS = REPO / "benchmarks" / "runs" / "realdata"
+PEER_RUNS = REPO / "benchmarks" / "runs" / "llmrouter"  # decision files of benchmarks/peer/run_llmrouter.py
 RESULTS = REPO / "benchmarks" / "results"
 FAMILIES = ("zooter", "routerdc", "mf", "probe", "knn")
+FINE_TUNED = {"zooter", "routerdc", "mf"}  # fine-tune the encoder: minutes per epoch on CPU
 BASELINES = ("bma", "random", "oracle", "tag_majority", "rmr")
+# settings tried beside a family's config, each a candidate for "chosen on validation"; the tables they apply to
+VARIANTS: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
+    "probe_bce": ("probe", ["--model.init_args.loss", "bce"], ("dcrouter",)),  # 0/1 task scores as probabilities
+    "probe_mlp": ("probe", ["--model.init_args.head", "mlp"], ("dcrouter", "alpacaeval", "synthetic")),
+}
 NOT_CANDIDATES_FOR_BEST = {"oracle", "random", "rmr"}  # not deployable routers (read answers, or no skill)
 
 
-def table_settings(name: str, epochs: int, max_length: int = 128) -> dict[str, Any]:
-    """Base arguments, replicate ids and the replicate's extra arguments of one benchmark table."""
+def table_settings(name: str, epochs: int, max_length: int = 128, probe_epochs: int = 20) -> dict[str, Any]:
+    """Base arguments, replicate kind, RMR judge and probe epochs of one benchmark table."""
+    return {**_table_settings(name, epochs, max_length), "probe_epochs": probe_epochs}
+
+
+def _table_settings(name: str, epochs: int, max_length: int) -> dict[str, Any]:
     minilm = ["--config", str(REPO / "configs/trainer/cpu.yaml"), "--config", str(REPO / "configs/model/minilm.yaml"),
               "--data.encoder", "minilm", "--data.max_length", str(max_length), "--data.group_by_length", "true",
               "--trainer.max_epochs", str(epochs)]  # fmt: skip
     if name == "dcrouter":
         data = ["--data.train_path", str(SHARED / "dcrouter/train.jsonl"),
-                "--data.test_path", str(SHARED / "dcrouter/test.jsonl"), "--data.val_fraction", "0.1"]  # fmt: skip
+                "--data.test_path", str(SHARED / "dcrouter/test.jsonl"), "--data.val_fraction", "0.1",
+                "--data.beta", "0.3", "--data.temperature", "1.0", "--data.standardization", "none"]  # fmt: skip
         return {"args": [*minilm, *data], "replicate": "seed", "rmr_judge": None}
     if name.startswith("alpacaeval"):
         direction = name.removeprefix("alpacaeval_")
@@ -72,7 +84,8 @@ def run_one(table: str, router: str, replicate: int, settings: dict[str, Any], s
     """fit + predict one router on one seed/fold; the predict run directory (``None``: config missing)."""
     from zooter.cli import main
 
-    config = REPO / "configs" / "router" / f"{router}.yaml"
+    family, variant_args, _ = VARIANTS.get(router, (router, [], ()))
+    config = REPO / "configs" / "router" / f"{family}.yaml"
     if not config.is_file():
         print(f"realdata: no {config.relative_to(REPO)}, skipped", flush=True)
         return None
@@ -85,6 +98,9 @@ def run_one(table: str, router: str, replicate: int, settings: dict[str, Any], s
     )
     if router == "rmr":
         extra += ["--model.judge", settings["rmr_judge"]]
+    if family == "probe":  # an epoch of a head on cached embeddings costs a second
+        extra += ["--trainer.max_epochs", str(settings["probe_epochs"])]
+    extra += variant_args
     args = [*settings["args"], "--config", str(config), *extra, "--data.cache_dir", str(REPO / ".zooter_cache"),
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.logger.init_args.save_dir", str(save_dir / table),
@@ -104,8 +120,12 @@ def best_val(fit_dir: Path) -> float:
     return max(values)
 
 
-def per_query(predict_dir: Path) -> dict[str, Any]:
-    """Per-query expected test scores of the router and of BMA, the oracle, and the validation score."""
+def per_query(predict_dir: Path, decisions: dict[str, str] | None = None, val: float | None = None) -> dict[str, Any]:
+    """Per-query expected test scores of the router and of BMA, the oracle, and the validation score.
+
+    ``decisions`` (test id -> candidate) and ``val`` replace the run's own routing and validation score: how a
+    peer library's decisions on the same split are scored with the same definitions.
+    """
     from zooter.eval import functional as F
     from zooter.eval.report import Run
     from zooter.table.splits import SplitSpec, load_splits
@@ -115,10 +135,45 @@ def per_query(predict_dir: Path) -> dict[str, Any]:
     tables = load_splits(spec, cache_dir=REPO / ".zooter_cache")
     test, train = tables["test"], tables["train"]
     evals = test.judge(spec.eval_judge)
-    routed = F.expected_scores(F.decision_weights(run.table_scores(test), evals), evals)
+    if decisions is None:
+        scores = run.table_scores(test)
+    else:  # one-hot on each query's chosen candidate
+        scores = np.zeros_like(evals)
+        scores[np.arange(len(test)), [test.candidates.index(decisions[i]) for i in test.ids]] = 1.0
+    routed = F.expected_scores(F.decision_weights(scores, evals), evals)
     bma = F.expected_scores(F.decision_weights(F.best_single_scores(train.judge(spec.eval_judge)), evals), evals)
     return {"ids": test.ids, "routed": routed, "bma": bma, "oracle": F.oracle_scores(evals),
-            "val": best_val(predict_dir.parent / "fit")}  # fmt: skip
+            "val": best_val(predict_dir.parent / "fit") if val is None else val}  # fmt: skip
+
+
+def peer_rows(table: str, kind: str, replicates: list[int], runs: Path) -> dict[str, Any]:
+    """Rows ``llmrouter:<router>`` of llmrouter-lib's routers (``benchmarks/peer/``) from their decision files,
+    scored on the test split of this script's BMA run of the same replicate."""
+    rows: dict[str, Any] = {}
+    names = sorted({f.name.rsplit("-", 1)[0] for f in (PEER_RUNS / table).glob(f"*-{kind}*.json")})
+    for name in names:
+        files = [(k, PEER_RUNS / table / f"{name}-{kind}{k}.json") for k in replicates]
+        reference = [runs / table / f"bma-{kind}{k}" / "predict" for k, _ in files]
+        if not all(f.is_file() for _, f in files) or not all(r.is_dir() for r in reference):
+            continue
+        replicate_rows = []
+        for (_, path), predict_dir in zip(files, reference, strict=True):
+            peer = json.loads(path.read_text())
+            val = peer.get("val_score_eval", peer["val_score"])  # validation score on the eval judge, as ours
+            replicate_rows.append(per_query(predict_dir, peer["decisions"], val))
+        rows[f"llmrouter:{name}"] = summarise(replicate_rows, kind)
+    return rows
+
+
+def extra_rows(table: str, kind: str, spec: str) -> dict[str, Any]:
+    """Rows ``<router> [LABEL]`` of finished runs made elsewhere (``LABEL=DIR``, e.g. on a lent GPU), laid out
+    as this script's: ``DIR/<table>/<router>-<seed|fold><k>/predict``; their config paths must be local."""
+    label, _, directory = spec.partition("=")
+    runs: dict[str, list[Path]] = {}
+    for predict in sorted(Path(directory, table).glob(f"*-{kind}*/predict")):
+        if (predict / "predictions.jsonl").is_file():
+            runs.setdefault(predict.parent.name.rsplit("-", 1)[0], []).append(predict)
+    return {f"{router} [{label}]": summarise([per_query(d) for d in dirs], kind) for router, dirs in runs.items()}
 
 
 def summarise(replicates: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -152,7 +207,8 @@ def markdown(results: dict[str, Any], command: str, minutes: float) -> str:
     for table, routers in results.items():
         if not routers:
             continue
-        best = max((r for r in routers if r not in NOT_CANDIDATES_FOR_BEST), key=lambda r: routers[r]["val_mean"])
+        ours = [r for r in routers if r not in NOT_CANDIDATES_FOR_BEST and not r.startswith("llmrouter:")]
+        best = max(ours, key=lambda r: routers[r]["val_mean"])
         first = next(iter(routers.values()))
         lines += [f"## {table}", "", f"Best single (BMA) {first['bma']:.4f}, oracle {first['oracle']:.4f}. "
                   f"Chosen on validation: **{best}**.", "",
@@ -173,11 +229,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", default=["dcrouter", "alpacaeval_gpt4turbo_to_gpt4",
                                                          "alpacaeval_gpt4_to_gpt4turbo", "synthetic"])  # fmt: skip
-    parser.add_argument("--routers", nargs="+", default=[*FAMILIES, *BASELINES])
+    parser.add_argument("--routers", nargs="+", default=[*FAMILIES, *VARIANTS, *BASELINES])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the fine-tuned families")
+    parser.add_argument("--probe-epochs", type=int, default=20, help="epochs of the probes on cached embeddings")
+    parser.add_argument("--fine-tune-replicates", type=int, default=None,
+                        help="run the fine-tuned MiniLM families (zooter, routerdc, mf on the real tables) on the "
+                             "first K seeds/folds only (CPU budget); the n column says how many ran")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=128, help="tokens per query (MiniLM tables)")
+    parser.add_argument("--extra-runs", nargs="*", default=[], metavar="LABEL=DIR",
+                        help="finished runs made elsewhere, as rows '<router> [LABEL]' (e.g. "
+                             "'h200 len 512=benchmarks/runs/realdata_gpu')")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "realdata")
     parser.add_argument("--runs", type=Path, default=RUNS)
     args = parser.parse_args()
@@ -185,7 +248,7 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for table in args.tables:
-        settings = table_settings(table, args.epochs, args.max_length)
+        settings = table_settings(table, args.epochs, args.max_length, args.probe_epochs)
         needs = SHARED / ("dcrouter" if table == "dcrouter" else "alpacaeval")
         if table != "synthetic" and not needs.is_dir():
             print(f"realdata: {needs} is absent, {table} skipped", flush=True)
@@ -195,9 +258,17 @@ def main() -> None:
         for router in args.routers:
             if router == "rmr" and settings["rmr_judge"] is None:
                 continue  # one judge only: RMR with it is the oracle
-            dirs = [run_one(table, router, k, settings, args.runs) for k in replicates]
+            if router in VARIANTS and not table.startswith(VARIANTS[router][2]):
+                continue  # a setting that does not apply to this table's rewards
+            family = VARIANTS.get(router, (router,))[0]
+            limited = family in FINE_TUNED and table != "synthetic"  # synthetic: the tiny encoder, seconds an epoch
+            chosen = replicates[: args.fine_tune_replicates] if limited else replicates
+            dirs = [run_one(table, router, k, settings, args.runs) for k in chosen]
             if all(d is not None for d in dirs):
                 results[table][router] = summarise([per_query(d) for d in dirs], settings["replicate"])
+        for spec in args.extra_runs:
+            results[table].update(extra_rows(table, settings["replicate"], spec))
+        results[table].update(peer_rows(table, settings["replicate"], replicates, args.runs))
     command = "python benchmarks/realdata.py " + " ".join(sys.argv[1:])
     minutes = (time.perf_counter() - started) / 60
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import yaml
 from conftest import DEBUG, REPO
 from helpers import run_zooter
 from zooter.cli import main
-from zooter.runs.sweep import Sweep, point_args
+from zooter.runs.sweep import RECORDED_SECONDS_PER_POINT, Sweep, point_args, point_id
 
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 # appended to every point's arguments, after the swept ones: it must not set a swept parameter
@@ -144,3 +144,38 @@ def test_sweep_killed_mid_fit_resumes_without_redoing_or_losing_points(tmp_path)
     assert "Restored all states from the checkpoint" in log  # epoch 1 was not trained again
     final = torch.load(out / points[0] / "fit" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert final["global_step"] == 10  # 2 epochs of 5 steps: finished, nothing lost
+
+
+def test_bare_dry_run_lists_points_and_estimates_their_time(tmp_path, capsys):
+    sweep_file = REPO / "experiments" / "sweeps" / "beta.yaml"  # 7 betas x 3 seeds
+    out = tmp_path / "sweep"
+    main(["sweep", str(sweep_file), "--out", str(out), "--dry_run"])  # bare flag: no `true` needed
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(" [to run] zooter fit " in line for line in lines) == 21
+    minutes, seconds = divmod(round(21 * RECORDED_SECONDS_PER_POINT), 60)
+    assert f"21 points, 0 done, 21 to run; estimated time {minutes} min {seconds:02d} s with 1 worker(s)" in lines[-1]
+    assert "experiments/results/beta.md" in lines[-1]  # the basis is printed
+
+    # two points finished here (one resumed after a kill: its time is partial, left out): their median decides
+    points = Sweep.load(sweep_file).points()
+    for index, (seconds, resumed) in enumerate([(40.0, False), (5.0, True)]):
+        directory = out / point_id(index, points[index])
+        (directory / "test").mkdir(parents=True)
+        (directory / "test" / "test_metrics.json").write_text("{}")
+        (directory / "timing.json").write_text(json.dumps({"seconds": seconds, "resumed": resumed}))
+    main(["sweep", str(sweep_file), "--out", str(out), "--dry_run", "--workers", "2"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    # 19 points at 40 s over 2 workers: 380 s
+    assert "21 points, 2 done, 19 to run; estimated time 6 min 20 s with 2 worker(s) at 40 s a point" in last
+    assert f"the median of 1 finished point(s) of this sweep in {out}" in last
+
+
+def test_bare_dry_run_after_a_flag_value_still_works_and_bad_values_are_refused(tmp_path, capsys):
+    sweep_file = str(REPO / "experiments" / "sweeps" / "temperature.yaml")  # 5 temperatures x 3 seeds
+    main(["sweep", sweep_file, "--dry_run", "--out", str(tmp_path / "s")])  # a bare flag before another option
+    assert "15 points, 0 done, 15 to run" in capsys.readouterr().out
+    main(["sweep", sweep_file, "--dry_run", "true", "--out", str(tmp_path / "s")])  # the value form still works
+    assert "15 points" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sweep", sweep_file, "--dry_run", "perhaps"])
+    assert "Expected a <class 'bool'>. Got value: perhaps" in capsys.readouterr().err

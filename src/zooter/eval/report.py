@@ -264,9 +264,13 @@ def rmr_judges(table: RoutingTable, wanted: list[str] | None) -> list[str]:
 
 
 def _mean_std(values: list[float]) -> dict[str, Any]:
+    """Mean and std over the folds where the value is defined (finite: e.g. ``gap_recovered`` is NaN on a
+    fold where the oracle gains nothing over BMA); NaN when it is defined in none. ``folds`` keeps all."""
     array = np.array(values, dtype=float)
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": float(array.mean()), "std": std, "folds": [float(v) for v in array]}
+    defined = array[np.isfinite(array)]
+    mean = float(defined.mean()) if defined.size else float("nan")
+    std = float(defined.std(ddof=1)) if defined.size > 1 else (0.0 if defined.size else float("nan"))
+    return {"mean": mean, "std": std, "folds": [float(v) for v in array]}
 
 
 def aggregate(folds: dict[int, dict[str, Any]], options: ReportOptions) -> dict[str, Any]:
@@ -363,9 +367,9 @@ def _jsonable(value: Any) -> Any:
 
 def main(argv: list[str]) -> None:
     """``zooter report RUN [RUN ...] [--out DIR] [--names A B ...] ...``"""
-    from jsonargparse import ArgumentParser
+    from zooter.cli_args import PlainParser
 
-    parser = ArgumentParser(prog="zooter report", description=__doc__)
+    parser = PlainParser(prog="zooter report", description=__doc__)
     parser.add_argument("runs", nargs="+", help="run directories of `zooter predict` (config.yaml + predictions.jsonl)")
     parser.add_class_arguments(ReportOptions, nested_key=None)
     args = parser.parse_args(argv)

@@ -617,9 +617,11 @@ def run_generate(config: GenerateConfig) -> Path:
 
 def main(argv: list[str]) -> None:
     """``zooter generate --config FILE [--queries ROWS] [--out OUT.jsonl] [...]``"""
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(prog="zooter generate", description=DESCRIPTION)
+    from zooter.cli_args import PlainParser
+
+    parser = PlainParser(prog="zooter generate", description=DESCRIPTION)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML config (configs/generate/example.yaml)")
     parser.add_class_arguments(GenerateConfig, nested_key=None)
     args = parser.parse_args(argv)

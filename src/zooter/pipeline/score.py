@@ -269,7 +269,9 @@ def main(argv: list[str]) -> None:
     """``zooter score RESPONSES --reward_model M [--out TABLE] [--judge NAME] ...``"""
     from jsonargparse import CLI
 
+    from zooter.cli_args import PlainParser
+
     try:
-        CLI(score, args=argv)
+        CLI(score, args=argv, parser_class=PlainParser)
     except (TableError, ValueError, OSError) as err:
         sys.exit(f"zooter score: {err}")

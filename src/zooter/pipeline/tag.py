@@ -492,9 +492,9 @@ def run_tag(queries: str | Path, options: TagOptions) -> Path:
 
 def main(argv: list[str]) -> None:
     """``zooter tag QUERIES --out OUT [--method cluster|instag] [options]``"""
-    from jsonargparse import ArgumentParser
+    from zooter.cli_args import PlainParser
 
-    parser = ArgumentParser(prog="zooter tag", description=__doc__)
+    parser = PlainParser(prog="zooter tag", description=__doc__)
     parser.add_argument("queries", help="query rows: .jsonl, .parquet or .csv with unique 'id' and 'query'")
     parser.add_class_arguments(TagOptions, nested_key=None)
     options = parser.parse_args(argv).as_dict()

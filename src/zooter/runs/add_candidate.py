@@ -137,9 +137,9 @@ def save(model: TrainableRouter, checkpoint: dict[str, Any], settings: AddCandid
 
 def main(argv: list[str]) -> None:
     """``zooter add-candidate --ckpt_path C --table T --candidate NAME --out OUT [...]``"""
-    from jsonargparse import ArgumentParser
+    from zooter.cli_args import PlainParser
 
-    parser = ArgumentParser(prog="zooter add-candidate", description=__doc__.split("\n\n")[0])
+    parser = PlainParser(prog="zooter add-candidate", description=__doc__.split("\n\n")[0])
     parser.add_class_arguments(AddCandidate, nested_key=None)
     settings = AddCandidate(**parser.instantiate_classes(parser.parse_args(argv)).as_dict())
     try:

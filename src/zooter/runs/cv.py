@@ -61,6 +61,8 @@ def run(settings: CrossValidation, trainer_args: list[str]) -> Path:
             _zooter("predict", *fold_args, "--trainer.logger.init_args.version", f"fold{fold}-predict",
                     "--ckpt_path", str(ckpt))  # fmt: skip
     done = sorted(p for p in (save_dir / settings.name).glob("fold*-predict") if (p / "predictions.jsonl").is_file())
+    if not done:
+        raise ValueError(f"no fold has predictions in {save_dir / settings.name} yet: nothing to report")
     options = settings.report
     if options.names is None:
         options.names = [settings.name] * len(done)
@@ -98,12 +100,15 @@ def _zooter(*argv: str) -> None:
 
 def main(argv: list[str]) -> None:
     """``zooter cv [OPTIONS] -- FIT_ARGS...``"""
-    from jsonargparse import ArgumentParser
+    from zooter.cli_args import PlainParser
 
     own, trainer_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = ArgumentParser(prog="zooter cv", description=__doc__)
+    parser = PlainParser(prog="zooter cv", description=__doc__)
     parser.add_class_arguments(CrossValidation, nested_key=None)
     settings = CrossValidation(**parser.instantiate_classes(parser.parse_args(own)).as_dict())
     if not trainer_args:
         parser.error("give the fit arguments after `--`, e.g. `-- --config configs/quickstart.yaml`")
-    run(settings, trainer_args)
+    try:
+        run(settings, trainer_args)
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f"zooter cv: {err}")

@@ -9,6 +9,9 @@ starts other broken points over. ``grid`` runs the Cartesian product of ``values
 (``values`` or ``distribution: uniform | int_uniform | log_uniform_values`` with ``min``/``max``);
 ``bayes`` needs the W&B server and is refused. At the end: ``aggregate.md``, ``aggregate.json`` and
 ``aggregate.png``: each metric's mean ± std over seeds per swept value, with BMA and oracle lines.
+``--dry_run`` lists the points and their commands, and estimates the time the points still to run take:
+from the median time of the finished points in ``<out>`` (each writes ``timing.json``), or, before any
+has run, from the recorded β sweep (:data:`RECORDED_SECONDS_PER_POINT`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +39,13 @@ from zooter.runs.resume import resume_args
 SEED_KEY = "seed_everything"
 METRICS = ("test/routed_score", "test/gap_recovered", "test/kl", "test/top1_acc")
 MACROS = ("${env}", "${interpreter}", "${program}", "${args}", "${args_no_hyphens}")
+# a point's fit + test in experiments/results/beta.md: 21 points in 9 min 9 s on 2 CPU cores
+RECORDED_SECONDS_PER_POINT = 26.0
+RECORDED_BASIS = (
+    "a rough figure: the recorded beta sweep, experiments/results/beta.md, quickstart points with "
+    "--data.synth.num_queries=2000 on 2 CPU cores; the quickstart's own 4,000 queries take about twice that, "
+    "larger encoders and more epochs longer"
+)
 
 
 @dataclass
@@ -132,7 +143,7 @@ class SweepRunner:
 
     Args:
         workers: points run in parallel (each point is one process at a time).
-        dry_run: list the points and their commands, run nothing.
+        dry_run: list the points and their commands and estimate their time; run nothing.
         out: the sweep's directory (default: ``sweeps/<name>``).
         count: points to draw for ``random`` (default: the file's ``run_cap``).
         seed: seed of the ``random`` draws.
@@ -157,6 +168,7 @@ def run_sweep(path: str | Path, runner: SweepRunner) -> Path | None:
         for pid, point in jobs:
             state = "done" if _done(out / pid) else "to run"
             print(f"{pid} [{state}] zooter fit {' '.join([*sweep.base_args, *point_args(point), *runner.overrides])}")
+        print(estimate(out, [pid for pid, _ in jobs], runner.workers))
         return None
     with ThreadPoolExecutor(max_workers=max(runner.workers, 1)) as pool:
         failures = [e for e in pool.map(lambda job: _run_point(sweep, out, runner, *job), jobs) if e]
@@ -168,6 +180,39 @@ def run_sweep(path: str | Path, runner: SweepRunner) -> Path | None:
 
 def _done(directory: Path) -> bool:
     return (directory / "test" / "test_metrics.json").is_file()
+
+
+def estimate(out: Path, pids: list[str], workers: int = 1) -> str:
+    """The dry run's last line: the number of points and the time those still to run should take.
+
+    Seconds a point: the median over this sweep's finished points that ran start to end in one go (their
+    ``timing.json``), else :data:`RECORDED_SECONDS_PER_POINT`. Points to run are shared among ``workers``.
+    """
+    todo = [pid for pid in pids if not _done(out / pid)]
+    measured = []
+    for pid in pids:
+        timing = out / pid / "timing.json"
+        if _done(out / pid) and timing.is_file():
+            record = json.loads(timing.read_text())
+            if not record.get("resumed"):
+                measured.append(float(record["seconds"]))
+    if measured:
+        per_point = float(np.median(measured))
+        basis = f"the median of {len(measured)} finished point(s) of this sweep in {out}"
+    else:
+        per_point, basis = RECORDED_SECONDS_PER_POINT, f"no point of this sweep has finished yet; {RECORDED_BASIS}"
+    parallel = max(1, min(workers, len(todo)))
+    seconds = len(todo) * per_point / parallel
+    return (
+        f"zooter sweep: {len(pids)} points, {len(pids) - len(todo)} done, {len(todo)} to run; estimated time "
+        f"{_duration(seconds)} with {parallel} worker(s) at {per_point:.0f} s a point ({basis})"
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _run_point(sweep: Sweep, out: Path, runner: SweepRunner, pid: str, point: dict[str, Any]) -> str | None:
@@ -189,6 +234,7 @@ def _run_point(sweep: Sweep, out: Path, runner: SweepRunner, pid: str, point: di
         directory.mkdir(parents=True)
         write_text_atomic(directory / "point.json", json.dumps(point, indent=2) + "\n")
         write_text_atomic(command_file, json.dumps(args) + "\n")
+    started = time.perf_counter()
     with (directory / "log.txt").open("a") as log:
         for stage, extra in (("fit", ["--trainer.logger.init_args.version", "fit", *resume]), ("test", None)):
             if stage == "test":
@@ -201,6 +247,8 @@ def _run_point(sweep: Sweep, out: Path, runner: SweepRunner, pid: str, point: di
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
             if done.returncode != 0:
                 return f"{pid}: `zooter {stage}` exited with {done.returncode}; see {directory / 'log.txt'}"
+    timing = {"seconds": round(time.perf_counter() - started, 3), "resumed": bool(resume)}
+    write_text_atomic(directory / "timing.json", json.dumps(timing) + "\n")
     return None
 
 
@@ -322,11 +370,11 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``zooter sweep FILE [--workers N] [--dry_run true] [-- EXTRA FIT ARGS...]``"""
-    from jsonargparse import ArgumentParser
+    """``zooter sweep FILE [--workers N] [--dry_run] [-- EXTRA FIT ARGS...]``"""
+    from zooter.cli_args import PlainParser
 
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = ArgumentParser(prog="zooter sweep", description=__doc__)
+    parser = PlainParser(prog="zooter sweep", description=__doc__)
     parser.add_argument("file", help="a W&B sweep YAML (experiments/sweeps/*.yaml)")
     parser.add_class_arguments(SweepRunner, nested_key=None)
     args = parser.parse_args(own)

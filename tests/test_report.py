@@ -12,6 +12,8 @@ import yaml
 from conftest import debug_args, write_rows
 from helpers import run_zooter
 from zooter.cli import main
+from zooter.eval.functional import candidate_means
+from zooter.eval.render import entropy_figure
 from zooter.eval.report import ReportOptions, write_report
 from zooter.table.splits import SplitSpec, load_splits
 
@@ -142,3 +144,81 @@ def test_report_logs_tables_and_plots_to_wandb_offline(tmp_path):
     assert images == {"methods", "subsets", "entropy", "shares"}
     (log,) = offline_run.glob("run-*.wandb")
     assert b"report/methods" in log.read_bytes()
+
+
+def make_null_table(tmp_path):
+    """Like ``make_table``, with nulls: the rm never scores c on 'odd' rows, gold misses b on every 3rd row."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(40):
+        gold = rng.integers(0, 2, 3).astype(float).tolist()
+        rm = (np.array(gold) + rng.normal(0, 0.3, 3)).tolist()
+        if i % 2:
+            rm[2] = None
+        if i % 3 == 0:
+            gold[1] = None
+        rows.append({"id": f"q{i}", "query": f"question {i}", "tags": ["even" if i % 2 == 0 else "odd"],
+                     "scores": dict(zip(CANDIDATES, rm, strict=True)),
+                     "scores_by_judge": {"gold": dict(zip(CANDIDATES, gold, strict=True))}})  # fmt: skip
+    return write_rows(tmp_path / "nulls.jsonl", rows)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # e.g. numpy's "Mean of empty slice" fails the test
+def test_report_on_a_table_with_nulls_warns_nothing_and_scores_by_hand(tmp_path, capsys):
+    path = make_null_table(tmp_path)
+    data = {"path": str(path), "folds": 2, "train_judge": "scores", "eval_judge": "gold", "val_fraction": 0.2}
+    runs, tests = [], []
+    for fold in (0, 1):
+        directory, test = make_run(tmp_path, "always_b", {**data, "fold": fold}, "b")
+        runs.append(str(directory))
+        tests.append(test)
+    out = tmp_path / "report"
+    main(["report", *runs, "--out", str(out), "--knn_encoder", "null", "--min_subset_size", "1", "--baselines"])
+    assert "Warning" not in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    # always b; where gold did not score b, a and c (both scored) share the query
+    expected = [np.mean([g[1] if np.isfinite(g[1]) else (g[0] + g[2]) / 2 for g in t.judge("gold")]) for t in tests]
+    assert report["methods"]["always_b"]["routed_score"]["folds"] == pytest.approx(expected)
+    assert "random" in report["methods"]  # the bare --baselines means true
+    main(["report", *runs, "--out", str(tmp_path / "r2"), "--knn_encoder", "null", "--baselines", "false"])
+    assert list(json.loads((tmp_path / "r2" / "report.json").read_text())["methods"]) == [
+        "always_b", "best single (BMA)", "oracle"
+    ]  # fmt: skip
+
+
+def test_mean_over_folds_uses_the_folds_where_a_metric_is_defined():
+    from zooter.eval.report import _mean_std
+
+    stat = _mean_std([float("nan"), 0.5, 0.7])  # e.g. gap_recovered, undefined where oracle = BMA
+    assert stat["mean"] == pytest.approx(0.6) and stat["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert np.isnan(stat["folds"][0]) and stat["folds"][1:] == [0.5, 0.7]
+    assert _mean_std([0.4]) == {"mean": 0.4, "std": 0.0, "folds": [0.4]}
+    none = _mean_std([float("nan")])
+    assert np.isnan(none["mean"]) and np.isnan(none["std"])
+
+
+def test_entropy_plot_keeps_coinciding_lines_apart_and_names_them(tmp_path):
+    path = make_table(tmp_path)
+    data = {"path": str(path), "folds": 2, "fold": 0, "train_judge": "scores", "eval_judge": "gold"}
+    train = load_splits(SplitSpec.from_mapping(data))["train"]
+    bma = CANDIDATES[int(np.nanargmax(candidate_means(train.judge("gold"))))]
+    run_dir, _ = make_run(tmp_path, "always_bma", data, bma)  # a router that learned the best single model
+    out = tmp_path / "report"
+    main(["report", str(run_dir), "--out", str(out), "--knn_encoder", "null", "--rmr_judges", "[gold]"])
+    report = json.loads((out / "report.json").read_text())
+    scores = report["entropy"]["scores"]
+    assert scores["always_bma"] == scores["best single (BMA)"]  # the lines coincide
+    assert (out / "entropy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    import matplotlib.pyplot as plt
+
+    figure = entropy_figure(report)
+    ax = figure.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    plt.close(figure)
+    assert set(lines) == {"always_bma", "best single (BMA) (= always_bma)", "oracle"}
+    router, bma_line = lines["always_bma"], lines["best single (BMA) (= always_bma)"]
+    assert list(router.get_ydata()) == list(bma_line.get_ydata())
+    assert all(x < y for x, y in zip(router.get_xdata(), bma_line.get_xdata(), strict=True))  # offset sideways
+    assert len({line.get_marker() for line in lines.values()}) == 3
+    assert len({line.get_linestyle() for line in lines.values()}) == 3

@@ -9,6 +9,8 @@ import numpy as np
 
 SUMMARY_KEYS = ("routed_score", "gap_recovered", "top1_acc", "selection_entropy", "mtr", "uplift")
 MAX_PLOTTED_SUBSETS = 30
+ENTROPY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+ENTROPY_DASHES = ("-", "--", "-.", ":")
 
 
 def _fmt(stat: dict[str, Any], digits: int = 3) -> str:
@@ -129,16 +131,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title("Mean eval score per subset (n test queries)" + suffix)
         paths.append(_save(fig, out / "subsets.png"))
 
-    entropy = report["entropy"]
-    centers = [(low + high) / 2 for low, high in entropy["bins"]]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, values in entropy["scores"].items():
-        ax.plot(centers, values, marker="o", label=name)
-    ax.set_xlabel(f"entropy of the training reward distribution H(s(q)), {entropy['train_judge']} (nats)")
-    ax.set_ylabel("mean eval score of the pick")
-    ax.set_title("Eval score by reward entropy (equal-count bins)")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "entropy.png"))
+    paths.append(_save(entropy_figure(report), out / "entropy.png"))
 
     candidates = report["candidates"]
     shares = np.array([[report["methods"][n][f"share/{c}"]["mean"] for c in candidates] for n in names])
@@ -154,6 +147,43 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title("Routing share per candidate")
     paths.append(_save(fig, out / "shares.png"))
     return paths
+
+
+def entropy_figure(report: dict[str, Any]) -> Any:
+    """Mean eval score per entropy bin, one line per method (the paper's Figure 3).
+
+    Methods often coincide (a router that learned the BMA, RMR with the eval judge = the oracle): each
+    line gets its own marker and dash pattern, later lines thinner with smaller markers so the ones
+    beneath show, every line is shifted sideways by a small step (1.5% of the x range), and the legend
+    names the methods a line coincides with.
+    """
+    import matplotlib.pyplot as plt
+
+    entropy = report["entropy"]
+    names = list(entropy["scores"])
+    values = {name: np.asarray(entropy["scores"][name], dtype=float) for name in names}
+    centers = np.array([(low + high) / 2 for low, high in entropy["bins"]])
+    span = float(np.ptp(centers)) if len(centers) > 1 else 1.0
+    step = 0.015 * span
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, name in enumerate(names):
+        same = [other for other in names[:k] if np.allclose(values[other], values[name], atol=1e-9, equal_nan=True)]
+        label = name + (f" (= {', '.join(same)})" if same else "")
+        ax.plot(
+            centers + (k - (len(names) - 1) / 2) * step,
+            values[name],
+            marker=ENTROPY_MARKERS[k % len(ENTROPY_MARKERS)],
+            linestyle=ENTROPY_DASHES[k % len(ENTROPY_DASHES)],
+            markersize=max(9 - 1.2 * k, 4),
+            linewidth=max(2.6 - 0.4 * k, 1.0),
+            markerfacecolor="none" if k % 2 else None,
+            label=label,
+        )
+    ax.set_xlabel(f"entropy of the training reward distribution H(s(q)), {entropy['train_judge']} (nats)")
+    ax.set_ylabel("mean eval score of the pick")
+    ax.set_title("Eval score by reward entropy (equal-count bins; lines offset sideways)", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def _largest_subsets(report: dict[str, Any], limit: int) -> list[str]:

@@ -116,3 +116,66 @@ def test_route_command_errors_are_messages(fitted, tmp_path, capsys) -> None:
     torch.save(old, tmp_path / "old.ckpt")
     with pytest.raises(SystemExit, match="holds no tokenizer"):
         main(["route", "--ckpt_path", str(tmp_path / "old.ckpt"), "q"])
+
+
+def test_a_single_string_is_one_query_not_its_characters(fitted) -> None:
+    router = Router.from_checkpoint(fitted[0])
+    query = "integrate x squared"
+    (decision,) = router.route(query)
+    assert decision.query == query
+    assert decision == router.route([query])[0]
+    assert router.probabilities(query).shape == (1, len(router.candidates))
+
+
+def test_num_threads_holds_while_routing_and_the_callers_setting_returns(fitted, monkeypatch) -> None:
+    seen: list[int] = []
+    router = Router.from_checkpoint(fitted[0])
+    compute = router.model.probabilities
+    monkeypatch.setattr(
+        router.model, "probabilities", lambda batch: seen.append(torch.get_num_threads()) or compute(batch)
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        assert router.num_threads == 1  # the default
+        router.route(["a question", "another"])
+        assert seen == [1] and torch.get_num_threads() == 3
+        router.num_threads = 2
+        router.route("a question")
+        assert seen == [1, 2] and torch.get_num_threads() == 3
+        router.num_threads = None  # torch's setting
+        router.route("a question")
+        assert seen == [1, 2, 3] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        Router.from_checkpoint(fitted[0], num_threads=0)
+
+
+def test_route_command_sets_num_threads_while_routing(fitted, monkeypatch, capsys) -> None:
+    seen: list[int] = []
+    router_class = type(Router.from_checkpoint(fitted[0]).model)
+    compute = router_class.probabilities
+    monkeypatch.setattr(
+        router_class, "probabilities", lambda self, batch: seen.append(torch.get_num_threads()) or compute(self, batch)
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        main(["route", "--ckpt_path", str(fitted[0]), "a question"])  # default: one thread
+        main(["route", "--ckpt_path", str(fitted[0]), "a question", "--num_threads", "3"])
+        main(["route", "--ckpt_path", str(fitted[0]), "a question", "--num_threads", "null"])
+        assert seen == [1, 3, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_cost_weight_without_costs_is_an_error_naming_both_flags(fitted) -> None:
+    ckpt = str(fitted[0])
+    with pytest.raises(SystemExit, match=r"--cost_weight 0\.5 needs --costs"):
+        main(["route", "--ckpt_path", ckpt, "q", "--cost_weight", "0.5"])
+    with pytest.raises(SystemExit, match=r"--costs has no effect with --cost_weight 0"):
+        main(["route", "--ckpt_path", ckpt, "q", "--costs", '{"a": 1.0}'])
+    with pytest.raises(ValueError, match=r"cost_weight=0\.5 needs costs"):
+        Router.from_checkpoint(ckpt).route("q", cost_weight=0.5)

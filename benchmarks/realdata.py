@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -106,9 +107,10 @@ def run_one(table: str, router: str, replicate: int, settings: dict[str, Any], s
             "--trainer.logger.init_args.save_dir", str(save_dir / table),
             "--trainer.logger.init_args.name", name]  # fmt: skip
     started = time.perf_counter()
-    main(["fit", *args, "--trainer.logger.init_args.version", "fit"])
-    ckpt = next((save_dir / table / name / "fit" / "checkpoints").glob("best-*.ckpt"))
-    main(["predict", *args, "--trainer.logger.init_args.version", "predict", "--ckpt_path", str(ckpt)])
+    with benchutil.argv([]):  # LightningCLI warns when it is given args and sees this script's too
+        main(["fit", *args, "--trainer.logger.init_args.version", "fit"])
+        ckpt = next((save_dir / table / name / "fit" / "checkpoints").glob("best-*.ckpt"))
+        main(["predict", *args, "--trainer.logger.init_args.version", "predict", "--ckpt_path", str(ckpt)])
     print(f"realdata: {table} {name} in {time.perf_counter() - started:.0f} s", flush=True)
     return predict_dir
 
@@ -202,7 +204,10 @@ def markdown(results: dict[str, Any], command: str, minutes: float) -> str:
              f"Command: `{command}`; wall time {minutes:.1f} min on {platform.machine()}, {os.cpu_count()} CPU cores "
              f"(runs already on disk are reused). Test scores: mean ± std over seeds (dcrouter, synthetic) or folds "
              "(AlpacaEval). `- BMA [95% CI]`: paired bootstrap over test queries of (router − best single). "
-             "The best router per table is chosen on validation score only (oracle, random and RMR excluded).",
+             "The best router per table is chosen on validation score only (oracle, random, RMR and the peer "
+             "library's rows excluded). Rows `[LABEL]` are runs made elsewhere (`--extra-runs`), rows "
+             "`llmrouter:` are llmrouter-lib's routers (`benchmarks/peer/`). Goals, what was tried and caveats: "
+             "[realdata_findings.md](realdata_findings.md).",
              ""]  # fmt: skip
     for table, routers in results.items():
         if not routers:
@@ -264,12 +269,12 @@ def main() -> None:
             limited = family in FINE_TUNED and table != "synthetic"  # synthetic: the tiny encoder, seconds an epoch
             chosen = replicates[: args.fine_tune_replicates] if limited else replicates
             dirs = [run_one(table, router, k, settings, args.runs) for k in chosen]
-            if all(d is not None for d in dirs):
+            if dirs and all(d is not None for d in dirs):
                 results[table][router] = summarise([per_query(d) for d in dirs], settings["replicate"])
         for spec in args.extra_runs:
             results[table].update(extra_rows(table, settings["replicate"], spec))
         results[table].update(peer_rows(table, settings["replicate"], replicates, args.runs))
-    command = "python benchmarks/realdata.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/realdata.py " + shlex.join(sys.argv[1:])
     minutes = (time.perf_counter() - started) / 60
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

@@ -98,7 +98,7 @@ def quickstart(seed: int, grouped: bool, workdir: Path) -> dict[str, float]:
         test = ["test", *args, "--ckpt_path", str(best)]
         with benchutil.argv(test):
             zooter(test)
-    metrics = json.loads((runs / "quickstart" / "version_1" / "test_metrics.json").read_text())
+    metrics = json.loads((runs / "quickstart" / f"version_0-test-{best.stem}" / "test_metrics.json").read_text())
     return {key: metrics[f"test/{key}"] for key in QUALITY_KEYS}
 
 

@@ -32,13 +32,14 @@ def test_ddp_trains_predicts_every_query_once_and_matches_one_process(tmp_path):
     ckpt = runs / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
 
-    run_zooter("predict", *common, *DDP, "--ckpt_path", str(ckpt))
-    run_zooter("test", *common, *DDP, "--ckpt_path", str(ckpt))
-    main(["predict", *common, "--ckpt_path", str(ckpt)])
-    main(["test", *common, "--ckpt_path", str(ckpt)])
+    version = "--trainer.logger.init_args.version"  # each its own directory (else all go to version_0-<stage>-last)
+    run_zooter("predict", *common, *DDP, "--ckpt_path", str(ckpt), version, "ddp-predict")
+    run_zooter("test", *common, *DDP, "--ckpt_path", str(ckpt), version, "ddp-test")
+    main(["predict", *common, "--ckpt_path", str(ckpt), version, "one-predict"])
+    main(["test", *common, "--ckpt_path", str(ckpt), version, "one-test"])
 
-    ddp_rows = [json.loads(line) for line in (runs / "version_1" / "predictions.jsonl").open()]
-    one_rows = [json.loads(line) for line in (runs / "version_3" / "predictions.jsonl").open()]
+    ddp_rows = [json.loads(line) for line in (runs / "ddp-predict" / "predictions.jsonl").open()]
+    one_rows = [json.loads(line) for line in (runs / "one-predict" / "predictions.jsonl").open()]
     table = generate(SynthConfig(num_queries=250))
     test_ids = [table.ids[i] for i in np.random.default_rng(0).permutation(250)[:25]]
     assert [r["id"] for r in ddp_rows] == test_ids == [r["id"] for r in one_rows]
@@ -46,8 +47,8 @@ def test_ddp_trains_predicts_every_query_once_and_matches_one_process(tmp_path):
         assert ddp_row["route"] == one_row["route"]
         assert list(ddp_row["probs"].values()) == pytest.approx(list(one_row["probs"].values()), abs=1e-5)
 
-    ddp_metrics = json.loads((runs / "version_2" / "test_metrics.json").read_text())
-    one_metrics = json.loads((runs / "version_4" / "test_metrics.json").read_text())
+    ddp_metrics = json.loads((runs / "ddp-test" / "test_metrics.json").read_text())
+    one_metrics = json.loads((runs / "one-test" / "test_metrics.json").read_text())
     assert ddp_metrics.keys() == one_metrics.keys()
     for key, value in one_metrics.items():
         assert ddp_metrics[key] == pytest.approx(value, abs=1e-5), key
@@ -69,6 +70,7 @@ def test_two_nodes_on_loopback_train_and_predict_every_query_once(tmp_path):
     for stage, extra in (("fit", []), ("predict", ["--ckpt_path", str(ckpt)])):
         env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
         finish_zooter(*(start_zooter(stage, *common, *extra, env={**env, "NODE_RANK": str(r)}) for r in (1, 0)))
-    rows = [json.loads(line) for line in (tmp_path / "runs" / "quickstart" / "version_1" / "predictions.jsonl").open()]
+    predictions = tmp_path / "runs" / "quickstart" / "version_0-predict-last" / "predictions.jsonl"  # beside the fit
+    rows = [json.loads(line) for line in predictions.open()]
     table = generate(SynthConfig(num_queries=250))
     assert [r["id"] for r in rows] == [table.ids[i] for i in np.random.default_rng(0).permutation(250)[:25]]

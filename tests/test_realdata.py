@@ -34,7 +34,7 @@ def test_alpacaeval_fit_test_predict_offline_with_null_scores_masked(tmp_path):
     main(["test", *common, "--ckpt_path", str(ckpt)])
     main(["predict", *common, "--ckpt_path", str(ckpt)])
 
-    metrics = json.loads((ckpt.parents[2] / "version_1" / "test_metrics.json").read_text())
+    metrics = json.loads((ckpt.parents[2] / "version_0-test-last" / "test_metrics.json").read_text())
     assert all(np.isfinite(v) for v in metrics.values())
     test_scores = evals[test_rows]
     assert np.isnan(test_scores).any()
@@ -44,6 +44,6 @@ def test_alpacaeval_fit_test_predict_offline_with_null_scores_masked(tmp_path):
     bma = [next(row[c] for c in ranking if np.isfinite(row[c])) for row in test_scores]
     assert metrics["test/best_single_score"] == pytest.approx(np.mean(bma), abs=1e-5)
 
-    rows = [json.loads(line) for line in (ckpt.parents[2] / "version_2" / "predictions.jsonl").open()]
+    rows = [json.loads(line) for line in (ckpt.parents[2] / "version_0-predict-last" / "predictions.jsonl").open()]
     assert [r["id"] for r in rows] == [table.ids[i] for i in test_rows]
     assert all(set(r["probs"]) == set(table.candidates) for r in rows)

@@ -31,9 +31,10 @@ def weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def newest_run(args: list[str]) -> Path:
-    """The newest ``version_N`` directory under the save_dir that ``fit_args`` set (its last two items)."""
+    """The newest run directory under the save_dir that ``fit_args`` set (its last two items): a fit's
+    ``version_N``, or the ``version_N-<stage>-<checkpoint>`` of a test or predict beside it."""
     runs = Path(args[-1]) / "quickstart"
-    return max(runs.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    return max(runs.glob("version_*"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def metrics_of(args: list[str], ckpt: Path) -> dict[str, float]:

@@ -54,8 +54,8 @@ def router_runs(tmp_path_factory) -> dict[str, dict]:
         main(["predict", *args, "--ckpt_path", str(ckpt)])
         runs[name] = {
             "ckpt": ckpt,
-            "metrics": json.loads((run / "version_1" / "test_metrics.json").read_text()),
-            "predict_dir": run / "version_2",
+            "metrics": json.loads((run / f"version_0-test-{ckpt.stem}" / "test_metrics.json").read_text()),
+            "predict_dir": run / f"version_0-predict-{ckpt.stem}",  # beside the fit's run
         }
     names = list(runs)
     options = ReportOptions(out=str(tmp_path / "report"), names=names, min_subset_size=1, knn_encoder="minilm")

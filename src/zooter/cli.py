@@ -3,28 +3,36 @@
 - ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.routers.base.RouterModule`
   subclasses and :class:`~zooter.data.datamodule.ZooterDataModule` (``--config`` repeatable,
   ``--print_config``; see :mod:`zooter.lightning_cli`).
-- ``zooter synth``: write a synthetic routing table (see :mod:`zooter.table.synth`).
-- ``zooter report|cv|sweep|generate|score|tag|route|add-candidate``: plain commands, each the ``main(argv)`` of its
-  module (see :data:`PLAIN_COMMANDS`).
+- ``zooter synth|report|cv|sweep|generate|score|tag|route|add-candidate``: plain commands, each the
+  ``main(argv)`` of its module (see :data:`PLAIN_COMMANDS`).
+- ``zooter``, ``zooter --help``: the list of commands, printed without loading Lightning or torch.
 
 Each subcommand imports only what it needs: ``zooter synth`` and ``zooter report`` never load
-Lightning or transformers unless their work does.
+Lightning or transformers unless their work does. Every subcommand runs under
+:func:`zooter.errors.run_command`: a user error is one message on stderr, never a traceback
+(``ZOOTER_DEBUG=1`` shows it).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
 import sys
-import time
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from zooter.table.synth import SynthConfig
+from zooter.errors import run_command
 
+# the LightningCLI subcommands: name -> what it does
+LIGHTNING_COMMANDS = {
+    "fit": "train a router (--config configs/quickstart.yaml; --print_config shows the resolved config)",
+    "validate": "evaluate a checkpoint on the validation split (--ckpt_path)",
+    "test": "evaluate a checkpoint on the test split; writes test_metrics.json (--ckpt_path)",
+    "predict": "route the test split or data.predict_path; writes predictions.jsonl (--ckpt_path)",
+}
 # subcommands that are plain functions, not LightningCLI runs: name -> module with ``main(argv)``
 PLAIN_COMMANDS = {
+    "synth": "zooter.table.synth",
     "report": "zooter.eval.report",
     "cv": "zooter.runs.cv",
     "sweep": "zooter.runs.sweep",
@@ -34,47 +42,82 @@ PLAIN_COMMANDS = {
     "route": "zooter.inference",
     "add-candidate": "zooter.runs.add_candidate",
 }
+OTHER_COMMANDS = {
+    "synth": "write a synthetic routing table",
+    "report": "compare routers' predictions with every baseline (tables and plots)",
+    "cv": "k-fold cross-validation: fit and predict every fold, then one report",
+    "sweep": "run a W&B sweep file offline, resumably, and aggregate it",
+    "generate": "every candidate LLM's response to every query",
+    "score": "score responses with a reward model into a routing table",
+    "tag": "give tags to queries that have none",
+    "route": "route queries with a trained checkpoint",
+    "add-candidate": "route over one more LLM without retraining",
+}
+HELP = "\n".join(
+    [
+        "usage: zooter <command> [options]   (zooter <command> --help for its options)",
+        "",
+        "Reward-guided routing of queries across LLMs (Zooter, arXiv 2311.08692).",
+        "",
+        "Training and evaluation (LightningCLI):",
+        *(f"  {name:<14}{text}" for name, text in LIGHTNING_COMMANDS.items()),
+        "",
+        "Other commands:",
+        *(f"  {name:<14}{text}" for name, text in OTHER_COMMANDS.items()),
+        "",
+        "ZOOTER_DEBUG=1 shows the full traceback of any error.",
+    ]
+)
+# Lightning messages printed on every small run that nothing a user does would change
+NOISE_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\).*",  # a deprecation inside Lightning itself
+    r"The number of training batches \(\d+\) is smaller than the logging interval",  # epoch metrics are logged
+)
+NOISE_LOGS = ("💡 Tip: For seamless cloud logging",)  # the litlogger advertisement
+RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
-def synth(out: Path = Path("data/synth.jsonl"), table: SynthConfig | None = None) -> Path:
-    """Write a synthetic routing table as JSON Lines.
+def _drop_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(NOISE_LOGS)
 
-    Args:
-        out: output file (.jsonl).
-        table: generator settings (sizes, noise levels, seed), e.g. ``--table.num_queries 48000``.
-    """
-    from zooter.table.schema import write_jsonl
-    from zooter.table.synth import SynthConfig, generate
 
-    started = time.perf_counter()
-    table = generate(table or SynthConfig())
-    path = write_jsonl(table, out)
-    tags = {t for row_tags in table.tags for t in row_tags}
-    print(
-        f"zooter synth: {len(table)} queries x {len(table.candidates)} candidates, {len(tags)} tags, "
-        f"judges {table.judges} -> {path} ({time.perf_counter() - started:.1f}s)"
-    )
-    return path
+def quiet_lightning_noise() -> None:
+    """Silence, by exact message, the Lightning output in :data:`NOISE_WARNINGS` and :data:`NOISE_LOGS`
+    (loads nothing: the filters wait on logger names)."""
+    for message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in RANK_ZERO_LOGGERS:
+        logger = logging.getLogger(name)
+        if _drop_noise not in logger.filters:
+            logger.addFilter(_drop_noise)
 
 
 def main(args: list[str] | dict | None = None) -> None:
     """Entry point of the ``zooter`` console script (``args`` for calling it from Python and tests)."""
-    # a deprecation inside Lightning itself, printed on every run; nothing a user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    quiet_lightning_noise()
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] == "synth":
-        from jsonargparse import CLI
-
-        from zooter.table.synth import SynthConfig  # noqa: F401  (resolves the annotation of synth())
-
-        CLI(synth, args=argv[1:])
+    if isinstance(args, dict):  # a parsed config for the LightningCLI
+        argv = []
+    elif not argv or argv[0] in ("-h", "--help"):
+        print(HELP)
         return
-    if argv and argv[0] in PLAIN_COMMANDS:
-        importlib.import_module(PLAIN_COMMANDS[argv[0]]).main(argv[1:])
+    command = argv[0] if argv else ""
+    if command in PLAIN_COMMANDS:
+        run_command(command, lambda: importlib.import_module(PLAIN_COMMANDS[command]).main(argv[1:]))
         return
-    from zooter.lightning_cli import make_cli
+    if argv and not command.startswith("-") and command not in LIGHTNING_COMMANDS:
+        close = difflib.get_close_matches(command, [*LIGHTNING_COMMANDS, *OTHER_COMMANDS], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else " (`zooter --help` lists the commands)"
+        sys.stderr.write(f"zooter: error: unknown command '{command}'{hint}\n")
+        raise SystemExit(2)
 
-    make_cli(args)
+    def lightning() -> None:
+        from zooter.lightning_cli import make_cli
+
+        make_cli(args)
+
+    name = next((a for a in argv if a in LIGHTNING_COMMANDS), "")
+    run_command(name, lightning)
 
 
 if __name__ == "__main__":

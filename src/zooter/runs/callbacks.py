@@ -68,8 +68,8 @@ class TestMetricsWriter(Callback):
 
 class RoutingPredictionWriter(BasePredictionWriter):
     """After ``predict``, writes ``predictions.jsonl``: one row per input query, in input order, with
-    ``id``, ``route`` (the chosen candidate), ``scores`` (the router's scores, ``null`` where it has no
-    preference) and ``probs`` (their softmax). ``route`` is the decision the metrics score
+    ``id``, ``query`` (its text), ``route`` (the chosen candidate), ``scores`` (the router's scores,
+    ``null`` where it has no preference) and ``probs`` (their softmax). ``route`` is the decision the metrics score
     (:func:`zooter.eval.functional.decision_weights`: the best-scored candidate among those the eval
     judge scored, when the queries carry its scores); when several tie, ``route`` is the first in
     candidate order and ``tied`` lists them all (the metrics share the query among them). Under DDP
@@ -92,7 +92,8 @@ class RoutingPredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         index, scores, probs = columns
-        ids = trainer.datamodule.tables["predict"].ids
+        table = trainer.datamodule.tables["predict"]
+        ids = table.ids
         order = torch.argsort(index)
         index, scores, probs = index[order], scores[order].double().numpy(), probs[order].tolist()
         expected = torch.arange(len(ids))
@@ -106,7 +107,7 @@ class RoutingPredictionWriter(BasePredictionWriter):
         lines = []
         for i in range(len(ids)):
             tied = [c for c, w in zip(candidates, weights[i], strict=True) if w > 0 and w == weights[i].max()]
-            row: dict[str, Any] = {"id": ids[i], "route": tied[0]}
+            row: dict[str, Any] = {"id": ids[i], "query": table.queries[i], "route": tied[0]}
             if len(tied) > 1:
                 row["tied"] = tied
             finite = [float(s) if np.isfinite(s) else None for s in scores[i]]

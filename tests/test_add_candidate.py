@@ -1,5 +1,6 @@
 """zooter add-candidate: a router trained on 5 candidates learns a 6th without retraining, and then
-routes to it where it is best."""
+routes to it where it is best (slow: a 3-epoch fit on 600 queries); a debug-sized router checks the
+mechanics and the errors in the fast suite."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, debug_args
 from zooter import Router
 from zooter.cli import main
 from zooter.table.schema import write_jsonl
@@ -19,13 +20,12 @@ from zooter.table.synth import SynthConfig, generate
 NEW = "coder"
 
 
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory) -> dict[str, Path]:
-    """Train/val/test files of one synthetic table, with all 6 candidates and without ``coder``."""
-    tmp_path = tmp_path_factory.mktemp("add")
-    full = generate(SynthConfig(num_queries=900, seed=3))
+def write_tables(tmp_path: Path, num_queries: int) -> dict[str, Path]:
+    """Train/val/test files (2/3, 1/9, 2/9) of one synthetic table, with all 6 candidates and without ``coder``."""
+    full = generate(SynthConfig(num_queries=num_queries, seed=3))
     order = np.random.default_rng(0).permutation(len(full))
-    splits = {"train": order[:600], "val": order[600:700], "test": order[700:]}
+    train, val = num_queries * 2 // 3, num_queries * 7 // 9
+    splits = {"train": order[:train], "val": order[train:val], "test": order[val:]}
     old = [c for c in full.candidates if c != NEW]
     paths = {}
     for split, rows in splits.items():
@@ -39,6 +39,20 @@ def tables(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> dict[str, Path]:
+    """900 queries: 600 train, 100 val, 200 test."""
+    return write_tables(tmp_path_factory.mktemp("add"), 900)
+
+
+@pytest.fixture(scope="module")
+def small_fit(tmp_path_factory) -> tuple[dict[str, Path], Path]:
+    """A debug-sized router (configs/debug.yaml: 1 epoch) on 5 candidates of 180 queries, and its last.ckpt."""
+    small = write_tables(tmp_path_factory.mktemp("add_small"), 180)
+    main(["fit", *debug_args(small["dir"]), *data_args(small, "")])
+    return small, small["dir"] / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
+
+
 def data_args(tables: dict[str, Path], suffix: str) -> list[str]:
     return [
         "--data.synth", "null", "--data.train_judge", "rm_low_noise", "--data.eval_judge", "true",
@@ -47,6 +61,28 @@ def data_args(tables: dict[str, Path], suffix: str) -> list[str]:
     ]  # fmt: skip
 
 
+def test_add_candidate_grows_the_router_and_leaves_the_old_candidates_untouched(small_fit, capsys):
+    small, ckpt = small_fit
+    out = small["dir"] / "plus_coder.ckpt"
+    capsys.readouterr()
+    main(["add-candidate", "--ckpt_path", str(ckpt), "--table", str(small["train_all"]), "--candidate", NEW,
+          "--out", str(out), "--epochs", "2"])  # fmt: skip
+    train = [json.loads(line) for line in small["train_all"].read_text().splitlines()]
+    scored = sum(row["scores_by_judge"]["rm_low_noise"][NEW] is not None for row in train)
+    assert (
+        f"{scored} of 120 rows of {small['train_all']} score 'coder' ({120 - scored} left out)"
+        in capsys.readouterr().out
+    )
+    old, new = Router.from_checkpoint(ckpt), Router.from_checkpoint(out)
+    assert new.candidates == [*old.candidates, NEW]
+    queries = [json.loads(line)["query"] for line in small["test_all"].read_text().splitlines()]
+    p_old, p_new = old.probabilities(queries), new.probabilities(queries)
+    # the old candidates' logits are untouched: the old distribution is the new one renormalised without coder
+    np.testing.assert_allclose(p_new[:, :-1] / p_new[:, :-1].sum(axis=1, keepdims=True), p_old, atol=1e-5)
+    assert p_new[:, -1].min() > 0
+
+
+@pytest.mark.slow
 def test_an_added_candidate_is_chosen_where_it_is_best(tables, capsys):
     tmp = tables["dir"]
     common = ["--config", str(REPO / "configs/quickstart.yaml"), "--data.cache_dir", str(tmp / "cache"),
@@ -90,16 +126,14 @@ def test_an_added_candidate_is_chosen_where_it_is_best(tables, capsys):
     assert grown[f"test/share/{NEW}"] == pytest.approx(float((picks == 5).mean()), abs=1e-6)
 
 
-def test_add_candidate_errors_are_messages(tables, tmp_path):
-    ckpt = next((tables["dir"] / "runs").rglob("last.ckpt"), None)
-    if ckpt is None:
-        pytest.skip("needs the checkpoint of the test above")
+def test_add_candidate_errors_are_messages(small_fit, tmp_path):
+    small, ckpt = small_fit
     base = ["add-candidate", "--ckpt_path", str(ckpt), "--out", str(tmp_path / "x.ckpt")]
     with pytest.raises(SystemExit, match="'writer' is already a candidate"):
-        main([*base, "--table", str(tables["train_all"]), "--candidate", "writer"])
+        main([*base, "--table", str(small["train_all"]), "--candidate", "writer"])
     with pytest.raises(SystemExit, match="unknown candidate 'coder'"):
-        main([*base, "--table", str(tables["train_all"]), "--candidate", "poet"])
+        main([*base, "--table", str(small["train_all"]), "--candidate", "poet"])
     with pytest.raises(SystemExit, match="no such checkpoint"):
-        main(["add-candidate", "--ckpt_path", str(tmp_path / "none.ckpt"), "--table", str(tables["train_all"]),
+        main(["add-candidate", "--ckpt_path", str(tmp_path / "none.ckpt"), "--table", str(small["train_all"]),
               "--candidate", NEW, "--out", str(tmp_path / "y.ckpt")])  # fmt: skip
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["zooter"]["candidates"][-1] != NEW

@@ -52,6 +52,7 @@ def uninterrupted(tmp_path_factory) -> tuple[Path, list[str], Path]:
     return tmp_path, args, tmp_path / "uninterrupted" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
 
 
+@pytest.mark.slow  # fast suite: tests/test_resume.py resumes in-process after an epoch
 def test_fit_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(uninterrupted):
     tmp_path, reference_args, reference_ckpt = uninterrupted
     args = fit_args(tmp_path, "killed")
@@ -73,6 +74,7 @@ def test_fit_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(uninterrup
     assert resumed_metrics == pytest.approx(reference_metrics, abs=1e-6)
 
 
+@pytest.mark.slow  # fast suite: tests/test_resume.py (a save dying half-way) and the predictions kill below
 def test_kill_while_saving_a_checkpoint_leaves_the_previous_one_whole(tmp_path):
     args = fit_args(tmp_path, "runs")
     chaos = dict(ZOOTER_KILL_WRITING="last.ckpt", ZOOTER_KILL_AT="2")  # epoch 2's last.ckpt

@@ -30,7 +30,8 @@ report: install
 		--ckpt_path "$$(ls -t runs/quickstart/version_*/checkpoints/best-*.ckpt | head -n 1)"
 	HF_HUB_OFFLINE=1 $(BIN)/zooter report "$$(ls -td runs/quickstart/version_*/ | head -n 1)" --out reports/quickstart
 
-# fast tests (no DDP, kill/resume, sweep or real-data runs); `make test-all` runs every test, as CI does
+# fast tests (-m "not slow": no DDP, real kills, sweep, cv or real-data runs; under 2 minutes on 2 cores);
+# `make test-all` runs every test, as CI (.ci/run) does
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 	$(BIN)/ruff check src tests benchmarks

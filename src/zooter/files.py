@@ -41,3 +41,9 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def resume_args(fit_dir: Path) -> list[str]:
+    """``["--ckpt_path", fit_dir/checkpoints/last.ckpt]`` when an earlier fit in ``fit_dir`` saved one, else ``[]``."""
+    last = fit_dir / "checkpoints" / "last.ckpt"
+    return ["--ckpt_path", str(last)] if last.is_file() else []

@@ -23,7 +23,7 @@ from typing import Literal
 import yaml
 
 from zooter.eval.report import ReportOptions, write_report
-from zooter.runs.resume import resume_args
+from zooter.files import resume_args
 
 
 @dataclass

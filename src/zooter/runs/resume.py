@@ -8,15 +8,15 @@
   checkpoint and restores them on resume, so the resumed run draws the batch order and dropout masks
   the uninterrupted run would have drawn: ``zooter fit --ckpt_path .../last.ckpt`` finishes with the
   same weights and metrics (``tests/test_reliability.py``).
-- :func:`resume_args` gives ``zooter cv`` and ``zooter sweep`` the ``--ckpt_path`` that resumes an
-  interrupted fit (a finished one resumes at its end and stops at once).
+- :func:`zooter.files.resume_args` gives ``zooter cv`` and ``zooter sweep`` the ``--ckpt_path`` that resumes
+  an interrupted fit (a finished one resumes at its end and stops at once); it lives apart so that those
+  commands start without loading Lightning.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,9 +60,3 @@ class RandomStateCheckpoint(Callback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
-
-
-def resume_args(fit_dir: Path) -> list[str]:
-    """``["--ckpt_path", fit_dir/checkpoints/last.ckpt]`` when an earlier fit in ``fit_dir`` saved one, else ``[]``."""
-    last = fit_dir / "checkpoints" / "last.ckpt"
-    return ["--ckpt_path", str(last)] if last.is_file() else []

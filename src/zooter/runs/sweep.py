@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from zooter.files import write_text_atomic
-from zooter.runs.resume import resume_args
+from zooter.files import resume_args, write_text_atomic
 
 SEED_KEY = "seed_everything"
 METRICS = ("test/routed_score", "test/gap_recovered", "test/kl", "test/top1_acc")

@@ -179,3 +179,20 @@ def test_help_lists_the_commands_without_loading_lightning_or_torch():
         assert f"\n  {command} " in done.stdout
     done = subprocess.run([sys.executable, "-m", "zooter", "tset"], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (2, "zooter: error: unknown command 'tset'; did you mean 'test'?\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (["score", "--help"], 0, "--score_index SCORE_INDEX"),
+        (["score", "responses.jsonl", "--reward_model", "m", "--batch_size", "x"], 2, 'Parser key "batch_size"'),
+        (["add-candidate", "--help"], 0, "--candidate CANDIDATE"),
+        (["add-candidate", "--ckpt_path", "c", "--bogus", "1"], 2, "unrecognized arguments: --bogus 1"),
+    ],
+)
+def test_help_and_argument_errors_load_no_torch_lightning_or_transformers(argv, code, expected):
+    script = f"import sys; from zooter.cli import main\ntry: main({argv!r})\nexcept SystemExit as e: code = e.code"
+    script += "\nprint(code, sorted({'torch', 'lightning', 'transformers'} & {*sys.modules}), file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == f"{code} []"
+    assert expected in done.stdout + done.stderr

@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+# imported here, not first inside a test: Lightning gives its logger a handler on the sys.stderr of that moment,
+# and a capsys stream is closed when its test ends (later tests' Lightning logs would fail to write)
+import lightning.pytorch  # noqa: F401
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer

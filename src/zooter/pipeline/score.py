@@ -17,6 +17,9 @@ Lightning draws the progress bar.
 Resumable: each scored pair is appended to a journal (``<out stem>.<judge>.journal.jsonl``, one per rank)
 as soon as its batch is done; a rerun scores only the pairs that are missing. The output file is
 written, atomically, when every pair has a score.
+
+torch, Lightning and transformers are imported inside :func:`score` (the model, batches and journal
+writer are in :mod:`zooter.pipeline.reward_scoring`), so ``zooter score --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -26,16 +29,10 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
-from torch.utils.data import DataLoader, Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
-
-from zooter.pipeline.hf_lm import chat_prompt, cuda_bf16, ensure_pad_token, has_chat_template, length_batches
+from zooter.pipeline.hf_lm import cuda_bf16, ensure_pad_token, has_chat_template
 from zooter.pipeline.journal import Journal, journal_path, read_query_rows, write_rows_atomic
 from zooter.table.schema import SCORES_JUDGE, TableError
 
@@ -52,64 +49,6 @@ def judge_journals(out: Path, judge: str) -> list[Journal]:
     """Every rank's journal of ``judge`` found next to ``out`` (the world size may change between runs)."""
     first = rank_journal(out, judge, 0)
     return [Journal(first), *(Journal(p) for p in sorted(out.parent.glob(f"{first.stem}.rank*.jsonl")))]
-
-
-def encode_pair(tokenizer: PreTrainedTokenizerBase, query: str, response: str, max_length: int) -> list[int]:
-    """Token ids of one (query, response) for a reward model: its chat template if it has one, else a text pair."""
-    if not has_chat_template(tokenizer):
-        return tokenizer(query, response, truncation=True, max_length=max_length)["input_ids"]
-    text, add_special = chat_prompt(tokenizer, query, response)
-    return tokenizer(text, add_special_tokens=add_special, truncation=True, max_length=max_length)["input_ids"]
-
-
-class LengthBatches(Dataset):
-    """Pairs sorted by token length (longest first) and cut into batches; each item is one batch."""
-
-    def __init__(self, keys: Sequence[Key], input_ids: Sequence[list[int]], batch_size: int, pad: Any) -> None:
-        self.batches = length_batches([len(ids) for ids in input_ids], batch_size)
-        self.keys, self.input_ids, self.pad = list(keys), list(input_ids), pad
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rows = self.batches[index]
-        batch = dict(self.pad({"input_ids": [self.input_ids[i] for i in rows]}, return_tensors="pt"))
-        batch["keys"] = [self.keys[i] for i in rows]
-        return batch
-
-
-class RewardScorer(LightningModule):
-    """A sequence-classification reward model; ``predict_step`` returns one reward per pair."""
-
-    def __init__(self, reward_model: str, score_index: int = 0, pad_token_id: int | None = None) -> None:
-        super().__init__()
-        self.model = AutoModelForSequenceClassification.from_pretrained(reward_model)
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = pad_token_id
-        labels = self.model.config.num_labels
-        if not -labels <= score_index < labels:
-            raise ValueError(f"score_index {score_index} is out of range: {reward_model} has {labels} output(s)")
-        self.score_index = score_index
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return {"keys": batch["keys"], "scores": logits[:, self.score_index].float().cpu().tolist()}
-
-
-class JournalWriter(BasePredictionWriter):
-    """Appends each batch's rewards to this rank's journal as soon as the batch is done."""
-
-    def __init__(self, out: Path, judge: str, spec: str) -> None:
-        super().__init__(write_interval="batch")
-        self.out, self.judge, self.spec = out, judge, spec
-
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        records = [
-            {"id": key[0], "candidate": key[1], "score": value, "spec": self.spec}
-            for key, value in zip(prediction["keys"], prediction["scores"], strict=True)
-        ]
-        Journal(rank_journal(self.out, self.judge, trainer.global_rank)).append(records)
 
 
 def score(
@@ -147,6 +86,12 @@ def score(
         precision: Lightning precision; default ``bf16-true`` on a GPU with bf16, else ``32-true``.
         num_workers: DataLoader workers.
     """
+    from lightning.pytorch import Trainer
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer
+
+    from zooter.pipeline.reward_scoring import JournalWriter, LengthBatches, RewardScorer, encode_pair
+
     started = time.perf_counter()
     responses = Path(responses)
     out = Path(out) if out is not None else responses

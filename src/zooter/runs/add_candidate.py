@@ -10,6 +10,8 @@ temperature and standardization, on the table's rows that score the new candidat
 are counted and left out). Give it TRAINING queries (never the test split). The new checkpoint routes
 over N + 1 candidates and loads like any other (``zooter test/predict --ckpt_path``, ``zooter route``,
 ``Router.from_checkpoint``); it holds no optimizer state, so training does not resume from it.
+
+torch and the routers are imported inside the functions, so ``zooter add-candidate --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from zooter.data import targets
-from zooter.data.batching import RoutingCollator, RoutingDataset
 from zooter.files import atomic_path
 from zooter.inference import load_router
-from zooter.routers import encoders
-from zooter.routers.base import CHECKPOINT_KEY, TrainableRouter
 from zooter.table.schema import TableError, load_table
+
+# Not typing.TYPE_CHECKING: jsonargparse executes the typing.TYPE_CHECKING blocks of the module whose class
+# it parses (AddCandidate), which would load torch and Lightning for `zooter add-candidate --help`.
+# Type checkers read this block all the same (they go by the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from zooter.routers.base import TrainableRouter
 
 
 @dataclass
@@ -60,6 +65,12 @@ class AddCandidate:
 
 def add_candidate(settings: AddCandidate) -> Path:
     """Fit the new candidate's parameters and write the checkpoint; returns its path."""
+    import torch
+
+    from zooter.data.batching import RoutingCollator, RoutingDataset
+    from zooter.routers import encoders
+    from zooter.routers.base import TrainableRouter
+
     model, section = load_router(settings.ckpt_path)
     if not isinstance(model, TrainableRouter):
         raise ValueError(f"{settings.ckpt_path}: {type(model).__name__} is not trained by gradient steps")
@@ -98,6 +109,7 @@ def add_candidate(settings: AddCandidate) -> Path:
 
 def fit_new_candidate(model: TrainableRouter, name: str, loader: Any, epochs: int, lr: float) -> None:
     """Grow the router by ``name`` and fit only its new entries with the router's loss."""
+    import torch
     from tqdm.auto import tqdm
 
     for parameter in model.parameters():
@@ -123,6 +135,10 @@ def fit_new_candidate(model: TrainableRouter, name: str, loader: Any, epochs: in
 
 def save(model: TrainableRouter, checkpoint: dict[str, Any], settings: AddCandidate) -> Path:
     """The original checkpoint with the grown weights and candidate list, without optimizer state."""
+    import torch
+
+    from zooter.routers.base import CHECKPOINT_KEY
+
     checkpoint = {k: v for k, v in checkpoint.items() if k not in ("optimizer_states", "lr_schedulers", "loops")}
     checkpoint["state_dict"] = model.state_dict()
     checkpoint["hyper_parameters"]["candidates"] = list(model.candidates)

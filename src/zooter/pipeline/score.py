@@ -217,6 +217,6 @@ def main(argv: list[str]) -> None:
     from zooter.cli_args import PlainParser
 
     try:
-        CLI(score, args=argv, parser_class=PlainParser)
+        CLI(score, args=argv, parser_class=PlainParser, prog="zooter score")
     except (TableError, ValueError, OSError) as err:
         sys.exit(f"zooter score: {err}")

@@ -15,8 +15,9 @@ from conftest import REPO, debug_args
 from zooter.cli import main
 from zooter.table.synth import SynthConfig, generate
 
-# LightningCLI configs (fit/test/predict); configs/generate/ holds `zooter generate` configs, parsed below
-CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "generate" not in p.parts)
+# LightningCLI configs (fit/test/predict); configs/generate/ holds `zooter generate` configs, parsed below;
+# configs/costs/ holds candidate cost files, loaded by tests/test_cost_quality.py
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if not {"generate", "costs"} & set(p.parts))
 GENERATE_CONFIGS = sorted((REPO / "configs/generate").glob("*.yaml"))
 
 

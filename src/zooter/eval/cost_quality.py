@@ -1,0 +1,175 @@
+"""Cost–quality numbers of routers: Pareto frontier, non-decreasing hull, AIQ, APGR, CPT, zero router.
+
+Numpy only, pure functions. A point is one router (or one decision rule, e.g. one threshold) summarised
+as (mean cost per query, mean quality). Any two points can be mixed at random per query, so every point
+on the segment between them is reachable (expected cost and quality are linear in the mixing share).
+
+RouterBench (Hu et al., 2024, "RouterBench: A Benchmark for Multi-LLM Routing System", sec. 3):
+
+- the non-decreasing convex hull: the upper convex hull of the points, kept up to its best quality and
+  flat after it (more budget never lowers quality: one can always fall back to a cheaper router);
+- AIQ ("average improvement in quality"): the area under that hull over a cost range divided by the
+  range, i.e. the hull's mean quality over the range;
+- the zero router: random mixtures of two single models (:func:`random_mixture_line`).
+
+RouteLLM (Ong et al., 2024, "RouteLLM: Learning to Route LLMs with Preference Data", sec. 5;
+``routellm/evals/evaluate.py``), between a weak (cheap) and a strong model, over a threshold sweep that
+gives points (share of calls to the strong model, quality):
+
+- PGR (performance gap recovered) = ``(q - q_weak) / (q_strong - q_weak)``, which is
+  :func:`zooter.eval.functional.gap_recovered` with the weak model as baseline and the strong as ceiling;
+- APGR: the area under PGR against the strong-call share over [0, 1];
+- CPT(x%): the smallest strong-call share at which PGR reaches x%.
+
+Conventions (ours where the sources leave them open):
+
+- equal points count once; qualities within :data:`~zooter.eval.functional.TIE_TOLERANCE` are tied
+  for the frontier (the higher-cost one is dominated);
+- curves are piecewise linear between their points (trapezoids for areas, linear interpolation for CPT);
+- a RouteLLM curve is completed with the two ends every router between the two models reaches: all
+  calls weak (share 0, PGR 0) and all strong (share 1, PGR 1), unless it has its own point at share 0
+  or 1; PGR is never clipped (below 0 or above 1 counts as it is);
+- ``q_strong == q_weak`` (within 1e-12): there is no gap to recover, PGR is undefined, and APGR and CPT
+  are NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zooter.eval.functional import TIE_TOLERANCE, gap_recovered
+
+
+def _points(costs: np.ndarray, qualities: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(costs, dtype=np.float64).ravel()
+    y = np.asarray(qualities, dtype=np.float64).ravel()
+    if len(x) != len(y):
+        raise ValueError(f"{names[0]} and {names[1]} differ in length: {len(x)} vs {len(y)}")
+    if len(x) == 0:
+        raise ValueError(f"no points: {names[0]} and {names[1]} are empty")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"{names[0]} and {names[1]} must be finite (NaN or inf found)")
+    return x, y
+
+
+def pareto_frontier(costs: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points, by increasing cost.
+
+    A point is dominated when another costs no more and gives no less quality, one of them strictly
+    (qualities within ``TIE_TOLERANCE`` are equal). Of identical points the first index is kept."""
+    x, y = _points(costs, qualities, ("costs", "qualities"))
+    order = np.lexsort((np.arange(len(x)), -y, x))  # cost up, then quality down, then index
+    kept, best = [], -np.inf
+    for i in order:
+        if y[i] > best + TIE_TOLERANCE:
+            kept.append(int(i))
+            best = y[i]
+    return np.array(kept, dtype=np.int64)
+
+
+def upper_hull(costs: np.ndarray, qualities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices ``(costs, qualities)`` of the non-decreasing upper convex hull (RouterBench).
+
+    From the best point at the lowest cost along the upper convex hull up to the cheapest point of best
+    quality, then flat at that quality to the highest cost: the last vertex ``(max cost, best quality)``
+    is added when that point is not itself a vertex. The hull's value at cost c is the linear
+    interpolation of the vertices. A single cost gives one vertex."""
+    x, y = _points(costs, qualities, ("costs", "qualities"))
+    order = np.lexsort((-y, x))  # by cost, the best first at equal costs (the chain drops the others)
+    x, y = x[order], y[order]
+    peak = int(np.argmax(y))  # the cheapest point of best quality
+    hull: list[int] = []
+    for i in range(peak + 1):  # monotone chain, upper part, left to right
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a])
+            if cross < 0:  # b lies strictly above the chord a-i: keep it
+                break
+            hull.pop()
+        hull.append(i)
+    hx, hy = x[hull], y[hull]
+    if x[-1] > hx[-1]:
+        hx, hy = np.r_[hx, x[-1]], np.r_[hy, hy[-1]]
+    return hx, hy
+
+
+def aiq(costs: np.ndarray, qualities: np.ndarray, cost_range: tuple[float, float] | None = None) -> float:
+    """RouterBench's AIQ: the area under :func:`upper_hull` over ``cost_range`` divided by its width.
+
+    ``cost_range`` defaults to (min cost, max cost) of the points; above the max cost the hull stays
+    flat, below the min cost it is undefined (ValueError). A zero-width range (e.g. a single point)
+    gives the hull's value at that cost, the limit of the mean."""
+    hx, hy = upper_hull(costs, qualities)
+    lo, hi = (hx[0], hx[-1]) if cost_range is None else (float(cost_range[0]), float(cost_range[1]))
+    if hi < lo:
+        raise ValueError(f"cost_range {(lo, hi)} is reversed: give (low, high)")
+    if lo < hx[0]:
+        raise ValueError(f"cost_range starts at {lo}, below the cheapest point ({hx[0]}): the hull is undefined there")
+    if hi == lo:
+        return float(np.interp(lo, hx, hy))
+    inside = (hx > lo) & (hx < hi)
+    gx = np.r_[lo, hx[inside], hi]
+    gy = np.interp(gx, hx, hy)  # flat beyond the last vertex
+    return float(np.sum((gx[1:] - gx[:-1]) * (gy[1:] + gy[:-1]) / 2) / (hi - lo))
+
+
+def random_mixture_line(
+    cost_a: float, quality_a: float, cost_b: float, quality_b: float, n: int = 11
+) -> tuple[np.ndarray, np.ndarray]:
+    """RouterBench's zero router: ``n`` points ``(costs, qualities)`` of sending each query to model b with
+    probability p = 0, 1/(n-1), ..., 1 and to a otherwise (expected cost and quality: (1-p)·a + p·b)."""
+    if n < 2:
+        raise ValueError(f"n must be at least 2 (the two models), got {n}")
+    p = np.linspace(0.0, 1.0, n)
+    return (1 - p) * cost_a + p * cost_b, (1 - p) * quality_a + p * quality_b
+
+
+def _pgr_curve(
+    strong_shares: np.ndarray, qualities: np.ndarray, weak_quality: float, strong_quality: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shares, PGR) sorted by share then PGR, completed with (0, 0) and (1, 1); None without a gap."""
+    s, q = _points(strong_shares, qualities, ("strong_shares", "qualities"))
+    if ((s < 0) | (s > 1)).any():
+        raise ValueError(f"strong_shares must lie in [0, 1], got {s[(s < 0) | (s > 1)].tolist()}")
+    pgr = gap_recovered(q, weak_quality, strong_quality)
+    if np.isscalar(pgr):  # NaN: q_strong == q_weak
+        return None
+    if not (s == 0).any():
+        s, pgr = np.r_[0.0, s], np.r_[0.0, pgr]
+    if not (s == 1).any():
+        s, pgr = np.r_[s, 1.0], np.r_[pgr, 1.0]
+    order = np.lexsort((pgr, s))
+    return s[order], pgr[order]
+
+
+def apgr(strong_shares: np.ndarray, qualities: np.ndarray, weak_quality: float, strong_quality: float) -> float:
+    """RouteLLM's APGR: the trapezoid area under PGR against the strong-call share over [0, 1].
+
+    The straight line from all-weak to all-strong (random routing) gives 0.5. NaN when
+    ``strong_quality == weak_quality`` (no gap to recover; see the module docstring)."""
+    curve = _pgr_curve(strong_shares, qualities, weak_quality, strong_quality)
+    if curve is None:
+        return float("nan")
+    s, pgr = curve
+    return float(np.sum((s[1:] - s[:-1]) * (pgr[1:] + pgr[:-1]) / 2))
+
+
+def cpt(
+    strong_shares: np.ndarray, qualities: np.ndarray, weak_quality: float, strong_quality: float, target: float
+) -> float:
+    """RouteLLM's CPT(target): the smallest strong-call share at which PGR ≥ ``target`` (0.5 for CPT(50%)).
+
+    Walks the curve by increasing share and interpolates linearly inside the first segment that reaches
+    the target. NaN when the curve never reaches it (possible only with a point at share 1 below the
+    target, or a target above every PGR) or when ``strong_quality == weak_quality``."""
+    curve = _pgr_curve(strong_shares, qualities, weak_quality, strong_quality)
+    if curve is None:
+        return float("nan")
+    s, pgr = curve
+    reached = np.flatnonzero(pgr >= target)
+    if len(reached) == 0:
+        return float("nan")
+    j = int(reached[0])
+    if j == 0:
+        return float(s[0])
+    return float(s[j - 1] + (target - pgr[j - 1]) / (pgr[j] - pgr[j - 1]) * (s[j] - s[j - 1]))

@@ -258,3 +258,16 @@ def test_collator_pads_as_the_tokenizer_does(tmp_path, side):
     for key in ("input_ids", "attention_mask"):
         assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key]), key
     assert torch.equal(batch["target"], torch.stack([item["target"] for item in items]))
+
+
+def test_the_data_summary_names_its_source(tmp_path, table_file, caplog):
+    """A config without data.path trains on the synthetic table: the summary line must say so."""
+    with caplog.at_level("INFO"):
+        make(tmp_path)
+    assert "zooter data: the embedded synthetic table (no data.path or data.train_path given): " in caplog.text
+    caplog.clear()
+    rows = [row(i, {"a": float(i % 2), "b": 1.0 - i % 2}) for i in range(30)]
+    path = table_file(rows, "mine.jsonl")
+    with caplog.at_level("INFO"):
+        make(tmp_path, synth=None, path=str(path), eval_judge="scores")
+    assert f"zooter data: {path}: " in caplog.text

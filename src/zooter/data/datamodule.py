@@ -257,8 +257,10 @@ class ZooterDataModule(LightningDataModule):
     def _report(self, labels: np.ndarray) -> None:
         sizes = ", ".join(f"{split} {len(ds)}" for split, ds in self.datasets.items())
         train_target = self.datasets["train"].target.numpy()
+        hp = self.hparams
+        source = hp.path or hp.train_path or "the embedded synthetic table (no data.path or data.train_path given)"
         rank_zero_info(
-            f"zooter data: {sizes} queries; {len(self.candidates)} candidates; "
+            f"zooter data: {source}: {sizes} queries; {len(self.candidates)} candidates; "
             f"{len(self.tag_table.tags)} tags; best single on train: {self.best_single}; "
             f"mean entropy H(s)={targets.entropy(labels).mean():.3f}, H(s*)={targets.entropy(train_target).mean():.3f} "
             f"nats (max {np.log(len(self.candidates)):.3f})"

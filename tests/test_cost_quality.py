@@ -11,7 +11,16 @@ import pytest
 
 from conftest import REPO
 from zooter.eval.cost import CostModel
-from zooter.eval.cost_quality import aiq, apgr, cpt, pareto_frontier, random_mixture_line, upper_hull
+from zooter.eval.cost_quality import (
+    aiq,
+    apgr,
+    cpt,
+    decision_curve,
+    pareto_frontier,
+    random_mixture_line,
+    upper_hull,
+)
+from zooter.eval.decisions import cost_aware_choice
 from zooter.table.costs import INPUT_TOKENS, OUTPUT_TOKENS, load_costs
 from zooter.table.schema import TableError
 
@@ -211,3 +220,73 @@ def test_missing_cost_file_is_named(tmp_path):
 def test_every_shipped_cost_file_loads(path):
     costs = load_costs(path)
     assert len(costs.candidates) > 0 and (costs.per_query > 0).all()
+
+
+# Decisions: 4 queries x 2 candidates, 0 = strong (cost 1.0), 1 = cheap (cost 0.1); top p 0.9, 0.6, 0.7, 0.55.
+PROBS = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+EVALS = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [1.0, 0.2]])
+PRICES = np.array([1.0, 0.1])
+
+
+def test_cost_aware_choice_trades_probability_against_cost_and_falls_back_below_the_threshold():
+    # λ = 0: argmax [0, 0, 1, 0]. λ = 0.5: p0 - p1 - 0.5 * 0.9 = 0.35, -0.25, -0.85, -0.35 -> [0, 1, 1, 1].
+    choice, fell_back = cost_aware_choice(PROBS)
+    assert choice.tolist() == [0, 0, 1, 0] and not fell_back.any()
+    assert cost_aware_choice(PROBS, PRICES, 0.5)[0].tolist() == [0, 1, 1, 1]
+    # Threshold 0.65: rows 1 (0.6) and 3 (0.55) go to the fallback; at 0.6, row 1 stays (strictly below only).
+    choice, fell_back = cost_aware_choice(PROBS, threshold=0.65, fallback=1)
+    assert choice.tolist() == [0, 1, 1, 1] and fell_back.tolist() == [False, True, False, True]
+    assert cost_aware_choice(PROBS, threshold=0.6, fallback=1)[1].tolist() == [False, False, False, True]
+    with pytest.raises(ValueError, match="needs a fallback"):
+        cost_aware_choice(PROBS, threshold=0.5)
+    with pytest.raises(ValueError, match="fallback index 2 is out of range"):
+        cost_aware_choice(PROBS, threshold=0.5, fallback=2)
+    with pytest.raises(ValueError, match=r"cost_weight=0\.5 needs costs"):
+        cost_aware_choice(PROBS, cost_weight=0.5)
+    with pytest.raises(ValueError, match="costs must be"):
+        cost_aware_choice(PROBS, np.ones(3), 0.5)
+
+
+def test_decision_curve_over_cost_weights_by_hand():
+    curve = decision_curve(PROBS, EVALS, PRICES, cost_weights=[0.0, 0.5, 1.0])
+    assert curve.parameter == "cost_weight" and curve.values.tolist() == [0.0, 0.5, 1.0]
+    # λ = 0, argmax [0, 0, 1, 0]: quality (1 + 0.5 + 1 + 1) / 4 = 0.875, cost (1 + 1 + 0.1 + 1) / 4 = 0.775.
+    # λ = 0.5, [0, 1, 1, 1]: quality (1 + 0.5 + 1 + 0.2) / 4 = 0.675, cost (1 + 0.3) / 4 = 0.325.
+    # λ = 1: row 0's 0.9 - 0.1 = 0.8 < 0.9 * 1, so every query goes cheap: quality (0 + 0.5 + 1 + 0.2) / 4
+    # = 0.425, cost 0.1.
+    np.testing.assert_allclose(curve.mean_quality, [0.875, 0.675, 0.425])
+    np.testing.assert_allclose(curve.mean_cost, [0.775, 0.325, 0.1])
+    np.testing.assert_allclose(curve.shares, [[0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])
+    np.testing.assert_allclose(curve.fallback_share, [0, 0, 0])
+    # Per-query costs [queries, candidates] give the same numbers when every row is the same.
+    same = decision_curve(PROBS, EVALS, np.tile(PRICES, (4, 1)), cost_weights=[0.0, 0.5, 1.0])
+    np.testing.assert_allclose(same.mean_cost, curve.mean_cost)
+
+
+def test_decision_curve_over_thresholds_sends_the_rows_below_to_the_fallback():
+    # To the cheap candidate (1): threshold 0 -> argmax (0.875, 0.775); 0.6 -> row 3 only, [0, 0, 1, 1]:
+    # quality (1 + 0.5 + 1 + 0.2) / 4 = 0.675, cost (1 + 1 + 0.1 + 0.1) / 4 = 0.55; 0.65 -> rows 1 and 3,
+    # [0, 1, 1, 1]: 0.675 and 0.325.
+    curve = decision_curve(PROBS, EVALS, PRICES, thresholds=[0.0, 0.6, 0.65], fallback=1)
+    assert curve.parameter == "threshold"
+    np.testing.assert_allclose(curve.fallback_share, [0.0, 0.25, 0.5])
+    np.testing.assert_allclose(curve.mean_quality, [0.875, 0.675, 0.675])
+    np.testing.assert_allclose(curve.mean_cost, [0.775, 0.55, 0.325])
+    np.testing.assert_allclose(curve.shares[1], [0.5, 0.5])
+    # To the best single model (0) at 0.75: rows 1, 2, 3 fall back, all strong: (1 + 0.5 + 0 + 1) / 4, cost 1.
+    best = decision_curve(PROBS, EVALS, PRICES, thresholds=[0.75], fallback=0)
+    assert best.mean_quality.tolist() == [0.625] and best.mean_cost.tolist() == [1.0]
+    with pytest.raises(ValueError, match="exactly one of cost_weights"):
+        decision_curve(PROBS, EVALS, PRICES, cost_weights=[0.0], thresholds=[0.5], fallback=0)
+
+
+def test_decision_curve_scores_an_unjudged_pick_as_the_metrics_do():
+    # Row 2's cheap answer is unjudged: λ = 1 picks it, and the metrics never make a pick they cannot
+    # score, so row 2 goes to its only judged candidate (strong: quality 0, cost 1). Quality
+    # (0 + 0.5 + 0 + 0.2) / 4 = 0.175, cost (0.1 * 3 + 1) / 4 = 0.325, shares [0.25, 0.75].
+    evals = EVALS.copy()
+    evals[2, 1] = np.nan
+    curve = decision_curve(PROBS, evals, PRICES, cost_weights=[1.0])
+    np.testing.assert_allclose(curve.mean_quality, [0.175])
+    np.testing.assert_allclose(curve.mean_cost, [0.325])
+    np.testing.assert_allclose(curve.shares, [[0.25, 0.75]])

@@ -13,7 +13,8 @@ Command line::
     zooter route --ckpt_path C "first query" "second query"
     zooter route --ckpt_path C --file queries.jsonl --out decisions.jsonl
 
-The decision rule, per query, with router probabilities ``p`` over the candidates:
+The decision rule (:func:`zooter.eval.decisions.cost_aware_choice`, the one the cost–quality curves of
+:mod:`zooter.eval.cost_quality` sweep), per query, with router probabilities ``p`` over the candidates:
 
 1. ``threshold``: when ``max(p) < threshold`` the router is unsure and the query goes to the best
    single model on average (BMA: chosen on the training split by the evaluation judge, stored in the
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from zooter.eval.decisions import cost_aware_choice
 
 if TYPE_CHECKING:  # torch, transformers and Lightning load when a router does (`zooter route --help` stays quick)
     from transformers import PreTrainedTokenizerBase
@@ -146,13 +149,15 @@ class Router:
         if cost_weight != 0 and costs is None:
             raise ValueError(f"cost_weight={cost_weight} needs costs (one number per candidate); none were given")
         probs = self.probabilities(queries)
-        choice = choose(probs, self._cost_vector(costs), cost_weight)
-        fallback = np.zeros(len(choice), dtype=bool)
-        if threshold is not None:
-            if self.best_single is None:
-                raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")
-            fallback = probs.max(axis=1) < threshold
-            choice[fallback] = self.candidates.index(self.best_single)
+        if threshold is not None and self.best_single is None:
+            raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")
+        choice, fallback = cost_aware_choice(
+            probs,
+            self._cost_vector(costs),
+            cost_weight,
+            threshold,
+            None if self.best_single is None else self.candidates.index(self.best_single),
+        )
         return [
             RoutingDecision(
                 query=query,
@@ -227,11 +232,9 @@ def load_router(path: str | Path, device: str = "cpu") -> tuple[RouterModule, di
 
 
 def choose(probs: np.ndarray, costs: np.ndarray | None = None, cost_weight: float = 0.0) -> np.ndarray:
-    """Index of ``argmax_i p_i − cost_weight·cost_i`` per row (plain argmax without costs)."""
-    if cost_weight < 0:
-        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
-    utility = probs if costs is None or cost_weight == 0 else probs - cost_weight * costs[None, :]
-    return utility.argmax(axis=1)
+    """Index of ``argmax_i p_i − cost_weight·cost_i`` per row (plain argmax without costs): the rule of
+    :func:`zooter.eval.decisions.cost_aware_choice` without a threshold."""
+    return cost_aware_choice(probs, costs, cost_weight)[0]
 
 
 def main(argv: list[str]) -> None:

@@ -31,13 +31,20 @@ Conventions (ours where the sources leave them open):
   or 1; PGR is never clipped (below 0 or above 1 counts as it is);
 - ``q_strong == q_weak`` (within 1e-12): there is no gap to recover, PGR is undefined, and APGR and CPT
   are NaN.
+
+Points of one router come from :func:`decision_curve`: the runtime rule
+(:func:`zooter.eval.decisions.cost_aware_choice`) over a sweep of λ or of thresholds, each decision
+scored as the metrics score any decision (:func:`zooter.eval.functional.decision_weights`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from zooter.eval.functional import TIE_TOLERANCE, gap_recovered
+from zooter.eval.decisions import cost_aware_choice
+from zooter.eval.functional import TIE_TOLERANCE, decision_weights, expected_scores, gap_recovered
 
 
 def _points(costs: np.ndarray, qualities: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -173,3 +180,66 @@ def cpt(
     if j == 0:
         return float(s[0])
     return float(s[j - 1] + (target - pgr[j - 1]) / (pgr[j] - pgr[j - 1]) * (s[j] - s[j - 1]))
+
+
+@dataclass(frozen=True)
+class DecisionCurve:
+    """One point per setting of a sweep of :func:`decision_curve` (arrays ``[settings]`` unless noted)."""
+
+    parameter: str  # "cost_weight" or "threshold": what ``values`` sweeps
+    values: np.ndarray  # λ or the threshold, in the order given
+    mean_cost: np.ndarray  # mean cost per query of the decisions
+    mean_quality: np.ndarray  # mean eval score of the decisions (``routed_score``)
+    shares: np.ndarray  # [settings, candidates]: share of calls per candidate (rows sum to 1)
+    fallback_share: np.ndarray  # share of queries sent to the fallback (0 in a λ sweep)
+
+
+def decision_curve(
+    probs: np.ndarray,
+    evals: np.ndarray,
+    costs: np.ndarray,
+    *,
+    cost_weights: np.ndarray | None = None,
+    thresholds: np.ndarray | None = None,
+    fallback: int | None = None,
+) -> DecisionCurve:
+    """Cost and quality of the runtime decision rule over a sweep of λ (``cost_weights``, no threshold)
+    or of ``thresholds`` (λ = 0, rows below the threshold to the ``fallback`` index); give exactly one.
+
+    ``probs`` and ``evals`` are ``[queries, candidates]`` (evals: the eval judge's scores, NaN =
+    unjudged), ``costs`` is ``[candidates]`` or ``[queries, candidates]``. Each decision is scored as
+    the metrics score a decision: the one-hot of the chosen candidate goes through
+    :func:`~zooter.eval.functional.decision_weights`, so a query whose chosen candidate is unjudged is
+    shared equally by its judged candidates (a pick that cannot be scored is never made), and its cost
+    and call shares follow the same weights."""
+    probs = np.asarray(probs, dtype=np.float64)
+    evals = np.asarray(evals, dtype=np.float64)
+    cost_matrix = np.broadcast_to(np.asarray(costs, dtype=np.float64), probs.shape)
+    if evals.shape != probs.shape:
+        raise ValueError(f"evals must have the shape of probs {probs.shape}, got {evals.shape}")
+    if (cost_weights is None) == (thresholds is None):
+        raise ValueError("give exactly one of cost_weights (a λ sweep) and thresholds (a threshold sweep)")
+    parameter = "cost_weight" if thresholds is None else "threshold"
+    values = np.asarray(cost_weights if thresholds is None else thresholds, dtype=np.float64).ravel()
+    mean_cost, mean_quality, shares, fallback_share = [], [], [], []
+    rows = np.arange(len(probs))
+    for value in values:
+        if parameter == "cost_weight":
+            choice, fell_back = cost_aware_choice(probs, cost_matrix, float(value))
+        else:
+            choice, fell_back = cost_aware_choice(probs, threshold=float(value), fallback=fallback)
+        picked = np.zeros_like(probs)
+        picked[rows, choice] = 1.0
+        weights = decision_weights(picked, evals)
+        mean_cost.append(float((weights * cost_matrix).sum(axis=1).mean()))
+        mean_quality.append(float(expected_scores(weights, evals).mean()))
+        shares.append(weights.mean(axis=0))
+        fallback_share.append(float(fell_back.mean()))
+    return DecisionCurve(
+        parameter,
+        values,
+        np.array(mean_cost),
+        np.array(mean_quality),
+        np.array(shares).reshape(len(values), probs.shape[1]),
+        np.array(fallback_share),
+    )

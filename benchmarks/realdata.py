@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -122,6 +123,19 @@ def best_val(fit_dir: Path) -> float:
     return max(values)
 
 
+@functools.cache
+def load_run(predict_dir: Path) -> tuple[Any, Any, Any, Any]:
+    """A predict run, its split spec and its test and train tables (read once: the peer library's rows
+    score several decision files on the same BMA run)."""
+    from zooter.eval.report import Run
+    from zooter.table.splits import SplitSpec, load_splits
+
+    run = Run.load(predict_dir)
+    spec = SplitSpec.from_mapping(run.data)
+    tables = load_splits(spec, cache_dir=REPO / ".zooter_cache")
+    return run, spec, tables["test"], tables["train"]
+
+
 def per_query(predict_dir: Path, decisions: dict[str, str] | None = None, val: float | None = None) -> dict[str, Any]:
     """Per-query expected test scores of the router and of BMA, the oracle, and the validation score.
 
@@ -129,13 +143,8 @@ def per_query(predict_dir: Path, decisions: dict[str, str] | None = None, val: f
     peer library's decisions on the same split are scored with the same definitions.
     """
     from zooter.eval import functional as F
-    from zooter.eval.report import Run
-    from zooter.table.splits import SplitSpec, load_splits
 
-    run = Run.load(predict_dir)
-    spec = SplitSpec.from_mapping(run.data)
-    tables = load_splits(spec, cache_dir=REPO / ".zooter_cache")
-    test, train = tables["test"], tables["train"]
+    run, spec, test, train = load_run(predict_dir)
     evals = test.judge(spec.eval_judge)
     if decisions is None:
         scores = run.table_scores(test)

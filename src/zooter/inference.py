@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zooter.eval.decisions import cost_aware_choice
+from zooter.eval.decisions import check_cost_weight, cost_aware_choice
 
 if TYPE_CHECKING:  # torch, transformers and Lightning load when a router does (`zooter route --help` stays quick)
     from transformers import PreTrainedTokenizerBase
@@ -146,8 +146,7 @@ class Router:
     ) -> list[RoutingDecision]:
         """One decision per query (see the module docstring for the rule); a single string is one query."""
         queries = _as_queries(queries)
-        if cost_weight != 0 and costs is None:
-            raise ValueError(f"cost_weight={cost_weight} needs costs (one number per candidate); none were given")
+        check_cost_weight(cost_weight, costs)  # before the model runs
         probs = self.probabilities(queries)
         if threshold is not None and self.best_single is None:
             raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")

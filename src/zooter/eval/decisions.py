@@ -18,6 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_cost_weight(cost_weight: float, costs: object | None) -> None:
+    """Refuse a negative λ, and a λ without costs to weigh (callers check before any model work)."""
+    if cost_weight < 0:
+        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+    if cost_weight != 0 and costs is None:
+        raise ValueError(f"cost_weight={cost_weight} needs costs (one number per candidate); none were given")
+
+
 def cost_aware_choice(
     probs: np.ndarray,
     costs: np.ndarray | None = None,
@@ -30,10 +38,7 @@ def cost_aware_choice(
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(f"probs must be [queries, candidates], got shape {probs.shape}")
-    if cost_weight < 0:
-        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
-    if cost_weight != 0 and costs is None:
-        raise ValueError(f"cost_weight={cost_weight} needs costs (one number per candidate); none were given")
+    check_cost_weight(cost_weight, costs)
     utility = probs
     if costs is not None and cost_weight != 0:
         costs = np.asarray(costs, dtype=np.float64)

@@ -187,11 +187,12 @@ def estimate(out: Path, pids: list[str], workers: int = 1) -> str:
     Seconds a point: the median over this sweep's finished points that ran start to end in one go (their
     ``timing.json``), else :data:`RECORDED_SECONDS_PER_POINT`. Points to run are shared among ``workers``.
     """
-    todo = [pid for pid in pids if not _done(out / pid)]
+    done = {pid for pid in pids if _done(out / pid)}
+    todo = [pid for pid in pids if pid not in done]
     measured = []
-    for pid in pids:
+    for pid in done:
         timing = out / pid / "timing.json"
-        if _done(out / pid) and timing.is_file():
+        if timing.is_file():
             record = json.loads(timing.read_text())
             if not record.get("resumed"):
                 measured.append(float(record["seconds"]))
@@ -203,7 +204,7 @@ def estimate(out: Path, pids: list[str], workers: int = 1) -> str:
     parallel = max(1, min(workers, len(todo)))
     seconds = len(todo) * per_point / parallel
     return (
-        f"zooter sweep: {len(pids)} points, {len(pids) - len(todo)} done, {len(todo)} to run; estimated time "
+        f"zooter sweep: {len(pids)} points, {len(done)} done, {len(todo)} to run; estimated time "
         f"{_duration(seconds)} with {parallel} worker(s) at {per_point:.0f} s a point ({basis})"
     )
 

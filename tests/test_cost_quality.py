@@ -20,7 +20,7 @@ from zooter.eval.cost_quality import (
     random_mixture_line,
     upper_hull,
 )
-from zooter.eval.decisions import cost_aware_choice
+from zooter.eval.decisions import cost_aware_choice, pair_choice, pair_scores, threshold_for_share
 from zooter.table.costs import INPUT_TOKENS, OUTPUT_TOKENS, load_costs
 from zooter.table.schema import TableError
 
@@ -290,3 +290,23 @@ def test_decision_curve_scores_an_unjudged_pick_as_the_metrics_do():
     np.testing.assert_allclose(curve.mean_quality, [0.175])
     np.testing.assert_allclose(curve.mean_cost, [0.325])
     np.testing.assert_allclose(curve.shares, [[0.25, 0.75]])
+
+
+def test_pair_rule_sends_the_top_share_of_pair_scores_to_the_strong_candidate():
+    probs = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.3, 0.3, 0.4], [0.1, 0.2, 0.7]])
+    pair = pair_scores(probs, weak=0, strong=2)  # p2 - p0
+    assert pair == pytest.approx([0.1, -0.3, 0.1, 0.6])
+    assert threshold_for_share(pair, 0.25) == pytest.approx(0.6)
+    assert pair_choice(probs, 0, 2, 0.6).tolist() == [0, 0, 0, 2]
+    assert threshold_for_share(pair, 0.0) == math.inf
+    assert pair_choice(probs, 0, 2, math.inf).tolist() == [0, 0, 0, 0]
+    assert threshold_for_share(pair, 1.0) == pytest.approx(-0.3)
+    assert pair_choice(probs, 0, 2, -0.3).tolist() == [2, 2, 2, 2]
+    # rows tied at the threshold all go strong: share 0.5 asks for 2 rows, the two at 0.1 tie with the 2nd
+    assert pair_choice(probs, 0, 2, 0.1 - 1e-12).tolist() == [2, 0, 2, 2]
+    with pytest.raises(ValueError, match="weak and strong must be two candidates"):
+        pair_scores(probs, 1, 1)
+    with pytest.raises(ValueError, match="strong index 3 is out of range"):
+        pair_scores(probs, 0, 3)
+    with pytest.raises(ValueError, match=r"share must lie in \[0, 1\]"):
+        threshold_for_share(pair, 1.5)

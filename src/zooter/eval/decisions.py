@@ -11,6 +11,11 @@ Per query, with router probabilities ``p`` over the candidates:
 
 Costs are one number per candidate (``[candidates]``) or per query and candidate (``[queries,
 candidates]``), in any unit; only their differences times λ matter.
+
+The two-model rule (RouteLLM's setting, :func:`pair_choice`): only a ``weak`` (cheap) and a ``strong``
+candidate are called; a query goes to the strong one when its pair score ``p_strong − p_weak`` is at
+least the threshold, else to the weak one. Thresholds are calibrated as quantiles of the pair score
+for a target share of strong calls (:func:`threshold_for_share`).
 """
 
 from __future__ import annotations
@@ -57,3 +62,35 @@ def cost_aware_choice(
         fell_back = probs.max(axis=1) < threshold
         choice[fell_back] = fallback
     return choice, fell_back
+
+
+def pair_scores(probs: np.ndarray, weak: int, strong: int) -> np.ndarray:
+    """``p_strong − p_weak`` per query: how much more the router wants the strong candidate."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"probs must be [queries, candidates], got shape {probs.shape}")
+    for name, index in (("weak", weak), ("strong", strong)):
+        if not 0 <= index < probs.shape[1]:
+            raise ValueError(f"{name} index {index} is out of range for {probs.shape[1]} candidates")
+    if weak == strong:
+        raise ValueError(f"weak and strong must be two candidates, got index {weak} for both")
+    return probs[:, strong] - probs[:, weak]
+
+
+def pair_choice(probs: np.ndarray, weak: int, strong: int, threshold: float) -> np.ndarray:
+    """The chosen index per query (``strong`` or ``weak``, int64): strong where the pair score ≥ threshold."""
+    strong_rows = pair_scores(probs, weak, strong) >= threshold
+    return np.where(strong_rows, strong, weak).astype(np.int64)
+
+
+def threshold_for_share(pair: np.ndarray, share: float) -> float:
+    """The threshold sending the share ``share`` of these pair scores to the strong candidate: the
+    ``round(share·n)``-th largest score (``+inf`` for share 0, so nothing reaches it). Ties at the
+    threshold all go strong, so the achieved share can exceed ``share`` by the tied rows."""
+    pair = np.sort(np.asarray(pair, dtype=np.float64).ravel())[::-1]
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must lie in [0, 1], got {share}")
+    if len(pair) == 0:
+        raise ValueError("no pair scores to calibrate on")
+    k = round(share * len(pair))
+    return float("inf") if k == 0 else float(pair[k - 1])

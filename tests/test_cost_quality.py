@@ -14,8 +14,10 @@ from zooter.eval.cost import CostModel
 from zooter.eval.cost_quality import (
     aiq,
     apgr,
+    cost_to_reach,
     cpt,
     decision_curve,
+    pair_curve,
     pareto_frontier,
     random_mixture_line,
     upper_hull,
@@ -310,3 +312,25 @@ def test_pair_rule_sends_the_top_share_of_pair_scores_to_the_strong_candidate():
         pair_scores(probs, 0, 3)
     with pytest.raises(ValueError, match=r"share must lie in \[0, 1\]"):
         threshold_for_share(pair, 1.5)
+
+
+def test_cost_to_reach_interpolates_along_the_hull():
+    # Hull (1, .5) -> (2, .8) -> (4, .9): .85 lies half-way up the second segment, at cost 2 + 0.5 * 2 = 3.
+    costs, qualities = [1.0, 2.0, 4.0, 3.0], [0.5, 0.8, 0.9, 0.6]
+    assert cost_to_reach(costs, qualities, 0.85) == pytest.approx(3.0)
+    assert cost_to_reach(costs, qualities, 0.8) == pytest.approx(2.0)
+    assert cost_to_reach(costs, qualities, 0.4) == pytest.approx(1.0)  # the cheapest point already does
+    assert math.isnan(cost_to_reach(costs, qualities, 0.95))
+
+
+def test_pair_curve_moves_tied_pair_scores_together():
+    # Pair scores [.6, .1, .1, -.3]; strong - weak gains [1, -1, .5, 0]; all weak = (0 + 1 + .5 + 1) / 4.
+    # Top 1 strong: + 1 -> 3.5 / 4; the two tied at .1 go together: + 1 - 1 + .5 -> 3 / 4; all: 3 / 4.
+    shares, qualities = pair_curve([0.1, 0.6, -0.3, 0.1], [1.0, 0.0, 1.0, 0.5], [0.0, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(shares, [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(qualities, [0.625, 0.875, 0.75, 0.75])
+    # PGR against weak .625 and strong .75: 0, 2, 1, 1; APGR = .25 * 1 + .5 * 1.5 + .25 * 1 = 1.25.
+    assert apgr(shares, qualities, 0.625, 0.75) == pytest.approx(1.25)
+    assert cpt(shares, qualities, 0.625, 0.75, 0.5) == pytest.approx(0.0625)
+    with pytest.raises(ValueError, match="must be finite"):
+        pair_curve([0.1], [np.nan], [1.0])

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zooter.eval.decisions import cost_aware_choice
+from zooter.eval.decisions import check_cost_weight, cost_aware_choice
 from zooter.eval.functional import TIE_TOLERANCE, decision_weights, expected_scores, gap_recovered
 
 
@@ -182,6 +182,41 @@ def cpt(
     return float(s[j - 1] + (target - pgr[j - 1]) / (pgr[j] - pgr[j - 1]) * (s[j] - s[j - 1]))
 
 
+def cost_to_reach(costs: np.ndarray, qualities: np.ndarray, target: float) -> float:
+    """The least cost at which :func:`upper_hull` reaches quality ``target`` (within ``TIE_TOLERANCE``),
+    interpolated along a hull segment (a random mixture of its two ends); NaN when no point reaches it."""
+    hx, hy = upper_hull(costs, qualities)
+    reached = np.flatnonzero(hy >= target - TIE_TOLERANCE)
+    if len(reached) == 0:
+        return float("nan")
+    j = int(reached[0])
+    if j == 0 or hy[j] - hy[j - 1] <= 0:
+        return float(hx[j])
+    return float(hx[j - 1] + (target - hy[j - 1]) / (hy[j] - hy[j - 1]) * (hx[j] - hx[j - 1]))
+
+
+def pair_curve(pair: np.ndarray, weak_evals: np.ndarray, strong_evals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(strong shares, mean qualities)`` of the two-model rule at every distinct threshold.
+
+    Queries sorted by pair score (:func:`zooter.eval.decisions.pair_scores`) go strong from the top; as
+    :func:`~zooter.eval.decisions.pair_choice` sends equal pair scores the same way, a curve point sits
+    at every boundary between distinct scores, from share 0 (all weak) to 1 (all strong). Every query
+    must be judged for both models (the caller leaves the others out)."""
+    pair = np.asarray(pair, dtype=np.float64).ravel()
+    weak = np.asarray(weak_evals, dtype=np.float64).ravel()
+    strong = np.asarray(strong_evals, dtype=np.float64).ravel()
+    if not (len(pair) == len(weak) == len(strong)) or len(pair) == 0:
+        raise ValueError(f"pair, weak_evals and strong_evals must be equally long and non-empty: "
+                         f"{len(pair)}, {len(weak)}, {len(strong)}")  # fmt: skip
+    if not (np.isfinite(pair).all() and np.isfinite(weak).all() and np.isfinite(strong).all()):
+        raise ValueError("pair scores and both models' evals must be finite (leave unjudged queries out)")
+    order = np.argsort(-pair, kind="stable")
+    gains = np.r_[0.0, np.cumsum((strong - weak)[order])]
+    sorted_pair = pair[order]
+    k = np.r_[0, np.flatnonzero(sorted_pair[1:] != sorted_pair[:-1]) + 1, len(pair)]
+    return k / len(pair), (weak.sum() + gains[k]) / len(pair)
+
+
 @dataclass(frozen=True)
 class DecisionCurve:
     """One point per setting of a sweep of :func:`decision_curve` (arrays ``[settings]`` unless noted)."""
@@ -208,10 +243,12 @@ def decision_curve(
 
     ``probs`` and ``evals`` are ``[queries, candidates]`` (evals: the eval judge's scores, NaN =
     unjudged), ``costs`` is ``[candidates]`` or ``[queries, candidates]``. Each decision is scored as
-    the metrics score a decision: the one-hot of the chosen candidate goes through
-    :func:`~zooter.eval.functional.decision_weights`, so a query whose chosen candidate is unjudged is
-    shared equally by its judged candidates (a pick that cannot be scored is never made), and its cost
-    and call shares follow the same weights."""
+    the metrics score a decision (:func:`~zooter.eval.functional.decision_weights`): a pick that cannot
+    be scored is never made (the query goes to its best judged candidate), and in a λ sweep utilities
+    ``p − λ·cost`` tied within ``TIE_TOLERANCE`` share the query equally, so λ = 0 gives the methods
+    table's ``routed_score`` and score matrices full of ties (baselines, the oracle) give expected
+    values, not the first index; the runtime rule breaks such ties by order, which only matters where
+    utilities tie exactly. Costs and call shares follow the same weights."""
     probs = np.asarray(probs, dtype=np.float64)
     evals = np.asarray(evals, dtype=np.float64)
     cost_matrix = np.broadcast_to(np.asarray(costs, dtype=np.float64), probs.shape)
@@ -225,12 +262,14 @@ def decision_curve(
     rows = np.arange(len(probs))
     for value in values:
         if parameter == "cost_weight":
-            choice, fell_back = cost_aware_choice(probs, cost_matrix, float(value))
+            check_cost_weight(float(value), cost_matrix)
+            weights = decision_weights(probs - float(value) * cost_matrix, evals)  # ties shared, as the metrics
+            fell_back = np.zeros(len(probs), dtype=bool)
         else:
             choice, fell_back = cost_aware_choice(probs, threshold=float(value), fallback=fallback)
-        picked = np.zeros_like(probs)
-        picked[rows, choice] = 1.0
-        weights = decision_weights(picked, evals)
+            picked = np.zeros_like(probs)
+            picked[rows, choice] = 1.0
+            weights = decision_weights(picked, evals)
         mean_cost.append(float((weights * cost_matrix).sum(axis=1).mean()))
         mean_quality.append(float(expected_scores(weights, evals).mean()))
         shares.append(weights.mean(axis=0))

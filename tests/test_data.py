@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -271,3 +273,93 @@ def test_the_data_summary_names_its_source(tmp_path, table_file, caplog):
     with caplog.at_level("INFO"):
         make(tmp_path, synth=None, path=str(path), eval_judge="scores")
     assert f"zooter data: {path}: " in caplog.text
+
+
+def synth_cost_file(tmp_path):
+    """A cost file for the synthetic candidates: 1, 2, ... billion parameters in candidate order."""
+    from zooter.table.synth import generate
+
+    names = generate(SynthConfig(num_queries=10)).candidates
+    path = tmp_path / "synth_costs.yaml"
+    path.write_text("candidates:\n" + "".join(f"  {n}: {{params_b: {k + 1}}}\n" for k, n in enumerate(names)))
+    return path
+
+
+def test_cost_aware_targets_and_tag_table_by_hand(tmp_path, table_file):
+    # costs a: 1, b: 3 -> c_hat [1/3, 1]; lambda 1.5 -> penalty [0.5, 1.5]
+    costs = tmp_path / "costs.yaml"
+    costs.write_text("candidates:\n  a: {params_b: 1}\n  b: {params_b: 3}\n")
+    rows = [row(i, {"a": float(i % 2), "b": 1.0 - i % 2}, tags=["shared"]) for i in range(20)]
+    held = table_file([row(20 + i, {"a": 3.0, "b": 0.0}, tags=[]) for i in range(5)], "test.jsonl")
+    dm = ZooterDataModule(
+        train_path=str(table_file(rows, "train.jsonl")),
+        val_path=str(held),
+        test_path=str(held),
+        beta=0.0,
+        costs=str(costs),
+        cost_weight=1.5,
+        cache_dir=str(tmp_path / "cache"),
+        tokenizer_vocab_size=200,
+    )
+    dm.setup("fit")
+    e = np.exp
+    # rewards (1, 0) -> logits (0.5, -1.5): a gets e^2 / (e^2 + 1); rewards (0, 1) -> (-0.5, -0.5): 1/2 each.
+    # The tag table is built from these cost-aware labels (10 queries of each kind): a = (e^2/(e^2+1) + 1/2) / 2
+    a = (e(2) / (e(2) + 1) + 0.5) / 2
+    assert_allclose(dm.tag_table.means, [[a, 1 - a]])
+    assert_allclose(dm.datasets["train"].target.numpy(), np.tile([a, 1 - a], (20, 1)), rtol=1e-6)  # beta 0
+    # untagged test rows keep s(q): rewards (3, 0) -> logits (2.5, -1.5), a gets e^4 / (e^4 + 1)
+    assert_allclose(dm.datasets["test"].target.numpy(), np.tile([e(4) / (e(4) + 1), 1 / (e(4) + 1)], (5, 1)), rtol=1e-6)
+
+
+def test_zero_cost_weight_gives_todays_targets_and_costs_reuse_the_token_cache(tmp_path, monkeypatch, caplog):
+    import datasets
+
+    plain = make(tmp_path)
+    costs = synth_cost_file(tmp_path)
+    zero = make(tmp_path, costs=str(costs), cost_weight=0.0)
+    for split in ("train", "val", "test"):
+        assert torch.equal(zero.datasets[split].target, plain.datasets[split].target), split
+    assert np.array_equal(zero.tag_table.means, plain.tag_table.means, equal_nan=True)
+
+    monkeypatch.setattr(datasets.Dataset, "map", lambda *a, **k: pytest.fail("re-tokenized for a cost setting"))
+    with caplog.at_level("INFO"):
+        priced = make(tmp_path, costs=str(costs), cost_weight=0.5)
+    assert priced.datasets["train"].input_ids == plain.datasets["train"].input_ids
+    assert not np.allclose(priced.datasets["train"].target, plain.datasets["train"].target)
+    assert priced.fingerprint() != zero.fingerprint()
+    # the summary names the setting and how far it moved the labels towards cheap candidates
+    moved = re.search(
+        r"cost_weight 0.5 over \S+synth_costs.yaml \(flops\): mean cost/max under s ([\d.]+) \(([\d.]+) at",
+        caplog.text,
+    )
+    assert moved is not None and float(moved[1]) < float(moved[2])
+    assert "targets: beta 0.3, temperature 1.0, standardization none, cost_weight 0.5 over" in caplog.text
+
+
+def test_cost_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"data\.cost_weight=0\.5 needs data.costs, a candidate cost file"):
+        make(tmp_path, cost_weight=0.5)
+    with pytest.raises(ValueError, match=r"data\.cost_weight must be >= 0, got -1\.0"):
+        make(tmp_path, costs=str(synth_cost_file(tmp_path)), cost_weight=-1.0)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("candidates:\n  generalist: {params_b: 7}\n")
+    with pytest.raises(TableError, match=r"partial\.yaml: no cost for candidate\(s\) \['coder', "):
+        make(tmp_path, costs=str(partial), cost_weight=0.5)
+    with pytest.raises(TableError, match=r"absent\.yaml: no such cost file"):
+        make(tmp_path, costs=str(tmp_path / "absent.yaml"))
+
+
+def test_fit_trains_for_cost_from_the_command_line(tmp_path):
+    from conftest import debug_args
+    from zooter.cli import main
+
+    costs = synth_cost_file(tmp_path)
+    main(["fit", *debug_args(tmp_path, "--data.costs", str(costs), "--data.cost_weight", "0.5")])
+    run = tmp_path / "runs" / "quickstart" / "version_0"
+    config = (run / "config.yaml").read_text()
+    assert f"costs: {costs}" in config and "cost_weight: 0.5" in config
+    assert "cost_weight: 0.5" in (run / "hparams.yaml").read_text()  # the logger's hyperparameters
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["datamodule_hyper_parameters"]["cost_weight"] == 0.5
+    assert saved["datamodule_hyper_parameters"]["costs"] == str(costs)

@@ -127,3 +127,59 @@ def test_build_targets_pipeline_by_hand():
     assert_allclose(out, 0.3 * labels + 0.7 * 0.5)
     assert_allclose(out.sum(axis=1), [1.0, 1.0])
     assert_allclose(targets.build_targets(rewards, tags, table, beta=1.0), labels)
+
+
+def write_costs(path, params_b: dict[str, float]):
+    path.write_text("candidates:\n" + "".join(f"  {name}: {{params_b: {p}}}\n" for name, p in params_b.items()))
+    return path
+
+
+def test_cost_aware_labels_by_hand(tmp_path):
+    from zooter.table.costs import load_costs
+
+    # params 10, 20, 40 (FLOPs proxy, proportional to params): c_hat = cost / max = [0.25, 0.5, 1]
+    costs = load_costs(write_costs(tmp_path / "costs.yaml", {"a": 10, "b": 20, "c": 40}), candidates=["a", "b", "c"])
+    assert costs.unit == "flops"
+    penalty = targets.cost_penalty(costs.per_query, 2.0)
+    assert_allclose(penalty, [0.5, 1.0, 2.0])  # lambda = 2
+    # q1 rewards [1, 1, 1.5] - penalty = logits [0.5, 0, -0.5]: the cheapest, a, now leads (c led before);
+    # q2 [2, 0, null] - penalty = [1.5, -1, null]: softmax e^1.5, e^-1 = e^2.5 : 1 over a and b, c stays 0
+    rewards = np.array([[1.0, 1.0, 1.5], [2.0, 0.0, NAN]])
+    labels = targets.sample_labels(rewards, penalty=penalty)
+    e = math.exp
+    z1 = e(0.5) + 1 + e(-0.5)
+    assert_allclose(labels[0], [e(0.5) / z1, 1 / z1, e(-0.5) / z1])
+    assert_allclose(labels[1], [e(2.5) / (e(2.5) + 1), 1 / (e(2.5) + 1), 0.0])
+    assert targets.soft_labels(rewards)[0].argmax() == 2 and labels[0].argmax() == 0
+    # temperature 2 halves the logits, penalty included: q1 [0.25, 0, -0.25]
+    z2 = e(0.25) + 1 + e(-0.25)
+    assert_allclose(targets.sample_labels(rewards, 2.0, penalty=penalty)[0], [e(0.25) / z2, 1 / z2, e(-0.25) / z2])
+    # beta = 1: build_targets gives these labels; beta = 0.5 mixes them with a tag table built from them
+    assert_allclose(targets.build_targets(rewards, [[], []], None, beta=1.0, penalty=penalty), labels)
+    table = targets.tag_table(labels, [["t"], ["t"]], judged=np.isfinite(rewards))
+    mixed = targets.build_targets(rewards, [["t"], ["t"]], table, beta=0.5, penalty=penalty)
+    means, has_tag = targets.tag_means(table, [["t"], ["t"]], 3)
+    assert_allclose(mixed, targets.mix_with_tags(labels, means, has_tag, np.isfinite(rewards), 0.5))
+
+
+def test_zero_cost_weight_gives_exactly_the_plain_targets():
+    rewards = np.array([[0.3, 2.0, NAN], [1.0, -1.0, 0.5]])
+    tags = [["x"], ["x", "y"]]
+    table = targets.tag_table(targets.soft_labels(rewards), tags, judged=np.isfinite(rewards))
+    penalty = targets.cost_penalty(np.array([1.0, 5.0, 2.0]), 0.0)
+    assert_allclose(penalty, [0.0, 0.0, 0.0], atol=0)
+    for method in ("none", "zscore", "rank"):
+        plain = targets.build_targets(rewards, tags, table, 0.3, 0.7, method)
+        assert np.array_equal(targets.build_targets(rewards, tags, table, 0.3, 0.7, method, penalty), plain)
+
+
+def test_cost_penalty_checks_its_inputs():
+    assert_allclose(targets.cost_penalty(np.zeros(3), 1.0), [0.0, 0.0, 0.0])  # all free: no penalty
+    assert_allclose(targets.cost_penalty(np.array([[1.0, 4.0], [2.0, 0.0]]), 0.5), [[0.125, 0.5], [0.25, 0.0]])
+    with pytest.raises(ValueError, match=r"cost_weight must be >= 0, got -0\.1"):
+        targets.cost_penalty(np.ones(2), -0.1)
+    with pytest.raises(ValueError, match="cost_weight must be >= 0, got nan"):
+        targets.cost_penalty(np.ones(2), NAN)
+    for bad in ([1.0, -1.0], [1.0, NAN], []):
+        with pytest.raises(ValueError, match="costs must be finite numbers >= 0"):
+            targets.cost_penalty(np.array(bad), 1.0)

@@ -7,8 +7,10 @@ Where the work happens:
 - ``prepare_data`` (one process per node): tokenize every table once and save the tokens under
   ``cache_dir``, keyed by (queries, tokenizer, max_length). A second run, or a sweep over ``beta``,
   ``temperature`` or ``standardization``, loads them back and never re-tokenizes.
-- ``setup`` (every process): load the tokens, compute targets (standardize, softmax, tag table from
-  the TRAINING split only, beta mixing) and the best single model on average (chosen on train).
+- ``setup`` (every process): load the tokens, compute targets (standardize, the optional cost penalty,
+  softmax, tag table from the TRAINING split only, beta mixing; see :mod:`zooter.data.targets`) and the
+  best single model on average (chosen on train). Targets are never cached: a sweep over ``cost_weight``
+  reuses the tokens too.
 
 ``batch_size`` is per process: under DDP each of ``devices x num_nodes`` processes takes
 ``batch_size`` queries per step, so the effective batch is ``batch_size x world size x
@@ -35,6 +37,7 @@ from zooter.data.batching import LengthGroupedSampler, RoutingCollator, RoutingD
 from zooter.eval.functional import best_single, best_single_scores, decision_weights, expected_scores
 from zooter.files import atomic_path
 from zooter.routers import encoders
+from zooter.table.costs import CandidateCosts, load_costs
 from zooter.table.schema import MIN_CANDIDATE_SHARE, SCORES_JUDGE, RoutingTable, TableError, paused_gc
 from zooter.table.splits import SplitSpec, load_splits
 from zooter.table.synth import SynthConfig
@@ -80,6 +83,11 @@ class ZooterDataModule(LightningDataModule):
         temperature: softmax temperature over (standardized) rewards; default 1, as in the paper.
         standardization: per-query reward standardization before the softmax.
         min_tag_count: tags seen on fewer training queries are left out of the tag table.
+        costs: a candidate cost file (``configs/costs/*.yaml``, see :mod:`zooter.table.costs`) covering
+            exactly the table's candidates; needed by ``cost_weight`` > 0.
+        cost_weight: lambda >= 0 of training for cost: the soft labels become
+            ``softmax((r - lambda * cost / max cost) / temperature)``, so lambda is in (standardized)
+            reward units whatever the cost unit; 0 (default) trains on the rewards alone.
         encoder: encoder name (see :mod:`zooter.routers.encoders`); linked to the model's encoder.
         tokenizer_vocab_size: vocabulary size of the tokenizer trained for ``tiny-deberta``.
         max_length: longest tokenized query (longer ones are truncated).
@@ -118,6 +126,8 @@ class ZooterDataModule(LightningDataModule):
         temperature: float = targets.PAPER_TEMPERATURE,
         standardization: targets.Standardization = "none",
         min_tag_count: int = 1,
+        costs: str | None = None,
+        cost_weight: float = 0.0,
         encoder: str = encoders.TINY_DEBERTA,
         tokenizer_vocab_size: int = 4096,
         max_length: int = 128,
@@ -131,6 +141,13 @@ class ZooterDataModule(LightningDataModule):
         self.save_hyperparameters(ignore=["candidates"])
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"data.beta must be in [0, 1], got {beta}")
+        if not cost_weight >= 0:
+            raise ValueError(f"data.cost_weight must be >= 0, got {cost_weight}")
+        if cost_weight > 0 and costs is None:
+            raise ValueError(
+                f"data.cost_weight={cost_weight} needs data.costs, a candidate cost file "
+                "(e.g. configs/costs/dcrouter.yaml); none was given"
+            )
         self.tables = load_splits(
             SplitSpec.from_mapping({**self.hparams, "candidates": candidates}), cache_dir=self.hparams.cache_dir
         )
@@ -139,6 +156,8 @@ class ZooterDataModule(LightningDataModule):
                 example = table.skipped[0]
                 rank_zero_info(f"zooter: skipped {len(table.skipped)} under-judged row(s) of {table.source}: {example}")
         self.candidates: list[str] = list(self.tables["train"].candidates)
+        self.costs: CandidateCosts | None = None if costs is None else load_costs(costs, candidates=self.candidates)
+        self.cost_penalty = None if self.costs is None else targets.cost_penalty(self.costs.per_query, cost_weight)
         self.tokenizer = encoders.build_tokenizer(
             encoder, self.tables["train"].queries, tokenizer_vocab_size, cache_dir
         )
@@ -183,13 +202,13 @@ class ZooterDataModule(LightningDataModule):
 
     # ----------------------------------------------------------------------------------- targets
     def setup(self, stage: str | None = None) -> None:
-        """Load cached tokens and compute targets; beta/temperature/standardization apply here only."""
+        """Load cached tokens and compute targets; beta/temperature/standardization/cost_weight apply here only."""
         if self.datasets:
             return
         hp = self.hparams
         train = self.tables["train"]
-        labels = targets.soft_labels(
-            targets.standardize(train.judge(hp.train_judge), hp.standardization), hp.temperature
+        labels = targets.sample_labels(
+            train.judge(hp.train_judge), hp.temperature, hp.standardization, self.cost_penalty
         )
         train_judged = np.isfinite(train.judge(hp.train_judge))
         self.tag_table = targets.tag_table(labels, train.tags, hp.min_tag_count, train_judged)
@@ -202,7 +221,13 @@ class ZooterDataModule(LightningDataModule):
                 self.datasets[split] = RoutingDataset(tokens).by_length()
                 continue
             target = targets.build_targets(
-                table.judge(hp.train_judge), table.tags, self.tag_table, hp.beta, hp.temperature, hp.standardization
+                table.judge(hp.train_judge),
+                table.tags,
+                self.tag_table,
+                hp.beta,
+                hp.temperature,
+                hp.standardization,
+                self.cost_penalty,
             )
             rewards = targets.standardize(table.judge(hp.train_judge), hp.standardization)
             eval_scores = table.judge(hp.eval_judge)
@@ -234,10 +259,12 @@ class ZooterDataModule(LightningDataModule):
         return table.scores.get(self.hparams.eval_judge)
 
     def fingerprint(self) -> str:
-        """A hash of what every DDP rank must agree on: candidates, tokenizer, splits and the tag table."""
+        """A hash of what every DDP rank must agree on: candidates, tokenizer, splits, tag table and cost penalty."""
         digest = hashlib.sha256()
         digest.update(json.dumps([self.candidates, self.tokenizer_fingerprint, self.tag_table.tags]).encode())
         digest.update(np.ascontiguousarray(self.tag_table.means).tobytes())
+        if self.cost_penalty is not None:
+            digest.update(np.ascontiguousarray(self.cost_penalty).tobytes())
         for split in sorted(self.tables):
             digest.update(f"{split}:{','.join(self.tables[split].ids)}".encode())
         return digest.hexdigest()[:16]
@@ -251,7 +278,7 @@ class ZooterDataModule(LightningDataModule):
         torch.distributed.all_gather_object(fingerprints, self.fingerprint())
         if len(set(fingerprints)) > 1:
             raise RuntimeError(
-                f"DDP ranks built different data (candidates, tokenizer, splits or tag table): {fingerprints}"
+                f"DDP ranks built different data (candidates, tokenizer, splits, tag table or costs): {fingerprints}"
             )
 
     def _report(self, labels: np.ndarray) -> None:
@@ -263,7 +290,20 @@ class ZooterDataModule(LightningDataModule):
             f"zooter data: {source}: {sizes} queries; {len(self.candidates)} candidates; "
             f"{len(self.tag_table.tags)} tags; best single on train: {self.best_single}; "
             f"mean entropy H(s)={targets.entropy(labels).mean():.3f}, H(s*)={targets.entropy(train_target).mean():.3f} "
-            f"nats (max {np.log(len(self.candidates)):.3f})"
+            f"nats (max {np.log(len(self.candidates)):.3f}); targets: beta {hp.beta}, temperature {hp.temperature}, "
+            f"standardization {hp.standardization}, {self._cost_summary(labels)}"
+        )
+
+    def _cost_summary(self, labels: np.ndarray) -> str:
+        """The cost setting, and how far it moves the training labels towards cheap candidates."""
+        hp = self.hparams
+        if self.costs is None:
+            return f"cost_weight {hp.cost_weight} (no data.costs)"
+        relative = targets.cost_penalty(self.costs.per_query, 1.0)  # cost / max cost
+        plain = targets.sample_labels(self.tables["train"].judge(hp.train_judge), hp.temperature, hp.standardization)
+        return (
+            f"cost_weight {hp.cost_weight} over {self.costs.source} ({self.costs.unit}): mean cost/max under "
+            f"s {(labels @ relative).mean():.3f} ({(plain @ relative).mean():.3f} at cost_weight 0)"
         )
 
     # ----------------------------------------------------------------------------------- loaders

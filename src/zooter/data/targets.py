@@ -7,12 +7,20 @@ The pipeline, in order (every step is a config value of the data module):
 
 1. :func:`standardize` the raw rewards per query (``none``, ``zscore``, ``log``, ``logit``, ``rank``);
 2. :func:`soft_labels`: ``s(q) = softmax(r(q) / temperature)`` over judged candidates (the paper: T = 1);
+   for training for cost (optional), :func:`sample_labels` first subtracts :func:`cost_penalty`:
+   ``s(q) = softmax((r(q) - lambda * c_hat) / temperature)`` with ``c_hat_i = cost_i / max_j cost_j``;
 3. :func:`tag_table`: ``s_t`` = mean of ``s(q')`` over the TRAINING queries carrying tag ``t``;
 4. :func:`mix_with_tags`: ``s*(q) = beta * s(q) + (1 - beta) * mean_{t in T(q)} s_t``; a query with no
    known tag keeps ``s(q)``.
 
 The defaults are the paper's Zooter: ``beta`` = 0.3 (:data:`PAPER_BETA`) and ``temperature`` = 1 on raw
 rewards; ``beta`` = 1 (sample-level labels only, tags ignored) is an ablation to ask for explicitly.
+
+Training for cost (LLMRouter's performance-cost trade-off, ``data.costs`` + ``data.cost_weight``): the
+costs are divided by the pool's largest, so ``c_hat`` is unitless in ``[0, 1]`` and ``lambda`` is in
+units of the standardized reward, comparable across cost files (price or FLOPs). ``lambda`` = 0 (the
+default) leaves the labels exactly as without costs. Steps 3 and 4 then run on these cost-aware labels
+(the tag table too), so ``s*(q)`` leans towards cheaper candidates where the rewards are close.
 
 A null is never read as a zero. In step 3, each candidate's entry of ``s_t`` is its mean over the
 tag's training queries that JUDGED it, and ``s_t`` is then renormalised to sum to 1 (rewards
@@ -88,6 +96,30 @@ def soft_labels(rewards: np.ndarray, temperature: float = PAPER_TEMPERATURE) -> 
     logits = logits - logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def cost_penalty(costs: np.ndarray, cost_weight: float) -> np.ndarray:
+    """``lambda * c_hat``, with ``c_hat = costs / costs.max()`` (in ``[0, 1]``; all 0 when every cost is 0):
+    the amount :func:`sample_labels` subtracts from the standardized rewards. ``costs``: finite, >= 0, one
+    per candidate (or any shape that broadcasts against the rewards)."""
+    if not cost_weight >= 0:
+        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.size == 0 or not np.isfinite(costs).all() or costs.min() < 0:
+        raise ValueError(f"costs must be finite numbers >= 0, got {costs}")
+    top = costs.max()
+    return cost_weight * (costs / top if top > 0 else np.zeros_like(costs))
+
+
+def sample_labels(
+    rewards: np.ndarray,
+    temperature: float = PAPER_TEMPERATURE,
+    standardization: Standardization = "none",
+    penalty: np.ndarray | None = None,
+) -> np.ndarray:
+    """Steps 1-2: ``s(q) = softmax((standardize(r(q)) - penalty) / temperature)`` (no penalty: none)."""
+    scaled = standardize(rewards, standardization)
+    return soft_labels(scaled if penalty is None else scaled - penalty, temperature)
 
 
 def entropy(probabilities: np.ndarray) -> np.ndarray:
@@ -184,9 +216,11 @@ def build_targets(
     beta: float = PAPER_BETA,
     temperature: float = PAPER_TEMPERATURE,
     standardization: Standardization = "none",
+    penalty: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The whole pipeline for one split: standardize, softmax, then mix with the (training) tag table."""
-    labels = soft_labels(standardize(rewards, standardization), temperature)
+    """The whole pipeline for one split: standardize, subtract the cost ``penalty`` (:func:`cost_penalty`,
+    if any), softmax, then mix with the (training) tag table."""
+    labels = sample_labels(rewards, temperature, standardization, penalty)
     if table is None or beta == 1.0:
         return labels
     means, has_tag = tag_means(table, tags, rewards.shape[1])

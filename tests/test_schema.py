@@ -61,6 +61,22 @@ def test_scores_by_judge_are_separate_judges(table_file):
             r"table.jsonl:2 \(id='q1'\): field 'scores': 1 judged candidate\(s\), at least 2 needed",
         ),
         ({"scores": None}, r"table.jsonl:2 \(id='q1'\): field 'scores': missing"),
+        (
+            {"costs": {"a": "cheap"}},
+            r"table.jsonl:2 \(id='q1'\): field 'costs.a': expected a number or null, got 'cheap'",
+        ),
+        ({"costs": {"a": True}}, r"field 'costs.a': expected a number or null, got True"),
+        (
+            {"costs": {"b": -0.5}},
+            r"table.jsonl:2 \(id='q1'\): field 'costs.b': expected a finite number >= 0, got -0.5",
+        ),
+        ({"costs": {"a": float("inf")}}, r"field 'costs.a': expected a finite number >= 0, got inf"),
+        ({"costs": {"a": float("nan")}}, r"field 'costs.a': expected a finite number >= 0, got nan"),
+        (
+            {"costs": {"a": 1.0, "zz": 2.0}},
+            r"table.jsonl:2 \(id='q1'\): field 'costs.zz': unknown candidate 'zz'; candidates are \['a', 'b'\]",
+        ),
+        ({"costs": [0.1, 0.2]}, r"table.jsonl:2 \(id='q1'\): field 'costs': expected an object"),
     ],
 )
 def test_validation_errors_name_line_id_and_field(table_file, bad, message):
@@ -110,6 +126,47 @@ def test_jsonl_round_trip_keeps_content(table_file, tmp_path):
     np.testing.assert_array_equal(again.judge("scores"), table.judge("scores"))
 
 
+def cost_rows() -> list[dict]:
+    """Three rows over a, b, c: known costs, a null and a missing candidate, and a row without costs."""
+    return [
+        row(0, {"a": 1.0, "b": 0.0, "c": 2.0}, costs={"a": 0.0012, "b": None, "c": 3}),
+        row(1, {"a": 0.5, "b": 1.0, "c": 0.0}, costs={"c": 0.5, "a": 2.5e-05}),
+        row(2, {"a": 0.0, "b": 1.0, "c": 1.0}),
+    ]
+
+
+COST_MATRIX = [[0.0012, np.nan, 3.0], [2.5e-05, np.nan, 0.5], [np.nan, np.nan, np.nan]]
+
+
+def test_costs_round_trip_through_jsonl_with_nan_where_null_or_missing(table_file, tmp_path):
+    table = load_table(table_file(cost_rows()))
+    np.testing.assert_array_equal(table.costs, COST_MATRIX)
+    rows = list(table.to_rows())
+    assert rows[0]["costs"] == {"a": 0.0012, "b": None, "c": 3.0}
+    assert rows[2]["costs"] == {"a": None, "b": None, "c": None}
+    again = load_table(write_jsonl(table, tmp_path / "copy.jsonl"))
+    np.testing.assert_array_equal(again.costs, COST_MATRIX)
+    assert load_table(table_file([row(0), row(1)], name="plain.jsonl")).costs is None  # no row has the field
+    assert "costs" not in next(load_table(tmp_path / "plain.jsonl").to_rows())
+
+
+def test_costs_follow_subset_and_candidate_order(table_file):
+    table = load_table(table_file(cost_rows()))
+    np.testing.assert_array_equal(table.subset([1, 0]).costs, [COST_MATRIX[1], COST_MATRIX[0]])
+    reordered = table.with_candidates(["c", "a", "b"])
+    np.testing.assert_array_equal(reordered.costs[0], [3.0, 0.0012, np.nan])
+    np.testing.assert_array_equal(
+        load_table(table_file(cost_rows()), candidates=["c", "a", "b"]).costs, reordered.costs
+    )
+
+
+def test_skipped_rows_drop_their_costs(table_file):
+    rows = [*cost_rows(), row(3, {"a": 1.0, "b": None, "c": None}, costs={"a": 9.0})]
+    table = load_table(table_file(rows), skip_underjudged=True)
+    assert table.ids == ["q0", "q1", "q2"]
+    np.testing.assert_array_equal(table.costs, COST_MATRIX)
+
+
 def test_parquet_and_csv_through_datasets(table_file, tmp_path):
     import json
 
@@ -134,6 +191,22 @@ def test_parquet_and_csv_through_datasets(table_file, tmp_path):
         np.testing.assert_array_equal(table.judge("rm"), expected.judge("rm"))
 
 
+def test_costs_through_parquet_and_csv(tmp_path):
+    import datasets
+
+    rows = cost_rows()
+    rows[2]["costs"] = None  # datasets needs the column in every row; null = no costs
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "t.parquet"))
+    csv_rows = [{k: json.dumps(v) if k in ("tags", "scores", "costs") else v for k, v in r.items()} for r in rows]
+    datasets.Dataset.from_list(csv_rows).to_csv(str(tmp_path / "t.csv"), index=False)
+    for name in ("t.parquet", "t.csv"):
+        np.testing.assert_array_equal(load_table(tmp_path / name).costs, COST_MATRIX)
+    bad = [{**csv_rows[0], "costs": json.dumps({"a": -1})}]
+    datasets.Dataset.from_list(bad).to_csv(str(tmp_path / "bad.csv"), index=False)
+    with pytest.raises(TableError, match=r"bad.csv:2 \(id='q0'\): field 'costs.a': expected a finite number >= 0"):
+        load_table(tmp_path / "bad.csv")
+
+
 def _same_table(a, b) -> None:
     assert (a.ids, a.queries, a.tags, a.candidates, a.source, a.skipped) == (
         b.ids,
@@ -147,6 +220,9 @@ def _same_table(a, b) -> None:
     for judge in a.scores:
         np.testing.assert_array_equal(a.scores[judge], b.scores[judge])
     assert a.fields == b.fields and list(a.fields) == list(b.fields)
+    assert (a.costs is None) == (b.costs is None)
+    if a.costs is not None:
+        np.testing.assert_array_equal(a.costs, b.costs)
 
 
 def test_plain_jsonl_takes_the_columnar_path(table_file):
@@ -157,6 +233,12 @@ def test_plain_jsonl_takes_the_columnar_path(table_file):
     fast = _load_jsonl_columns(path, str(path), None, ["scores"], 2, True)
     assert fast is not None
     _same_table(fast, load_table(path))
+    for r in rows:
+        r["costs"] = {"c": 0.5, "a": r["n"] or None}
+    fast = _load_jsonl_columns(table_file(rows), str(path), None, ["scores"], 2, True)
+    assert fast is not None
+    np.testing.assert_array_equal(fast.costs[:2], [[np.nan, np.nan, 0.5], [1.0, np.nan, 0.5]])
+    _same_table(fast, load_table(path))
     assert fast.fields == {"source": ["x"] * 5, "n": list(range(5)), "ok": [True] * 5}
 
 
@@ -165,6 +247,7 @@ def _rows():
     from hypothesis import strategies as st
 
     rare = st.sampled_from([None, float("nan"), float("inf"), True, "x", 10**20])
+    cost = st.sampled_from([None, 0, 0.5, 2, 1.25] * 8 + [-1.0, "x", float("inf"), 10**20])
     kinds = (rare, st.none(), st.integers(-5, 5), st.floats(-10, 10, allow_nan=False, allow_infinity=False))
     cell = st.sampled_from([0] + [1] * 4 + [2] * 10 + [3] * 25).flatmap(kinds.__getitem__)
 
@@ -173,6 +256,7 @@ def _rows():
         order = draw(st.permutations(["a", "b", "c"]))
         n = draw(st.integers(1, 4))
         extra = draw(st.sampled_from([None, "s", 1, True, 1.5, ["l"], {"d": 1}, "mixed"]))
+        costed = draw(st.sampled_from(["none", "all", "all", "some"]))
         rows = []
         for i in range(n):
             present = [c for c in order if draw(st.integers(0, 9)) > 0]
@@ -194,6 +278,9 @@ def _rows():
                 r["source"] = draw(st.sampled_from(["s", 1, None, 2.5]))
             elif extra is not None:
                 r["source"] = extra
+            if costed == "all" or (costed == "some" and draw(st.booleans())):
+                names = draw(st.sampled_from([present, order, [*order, "d"]] if draw(st.integers(0, 19)) else [None]))
+                r["costs"] = None if names is None else {c: draw(cost) for c in names}
             rows.append(r)
         return rows
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,19 @@ def test_bad_files_still_fail_and_are_not_cached(table_file, tmp_path):
     with pytest.raises(TableError, match="no such file"):
         table_cache.load_table_cached(tmp_path / "missing.jsonl", cache)
     assert entries(cache) == []
+
+
+def test_costs_survive_a_hit_and_entries_of_other_code_are_not_read(table_file, tmp_path, monkeypatch):
+    path = table_file([row(0, costs={"a": 0.25, "b": None}), row(1)])
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(table_cache, "_code_key", lambda: b"older schema code")
+    stale = table_cache.load_table_cached(path, cache)
+    stale.costs = None  # what a table pickled before the costs field would give
+    entry = cache / entries(cache)[0]
+    entry.write_bytes(pickle.dumps(stale))
+    monkeypatch.undo()
+    fresh = table_cache.load_table_cached(path, cache)  # the schema's source is in the key: a miss, not the stale entry
+    np.testing.assert_array_equal(fresh.costs, [[0.25, np.nan], [np.nan, np.nan]])
+    monkeypatch.setattr(table_cache, "load_table", lambda *a, **k: pytest.fail("a cache hit validated the file"))
+    np.testing.assert_array_equal(table_cache.load_table_cached(path, cache).costs, fresh.costs)
+    assert len(entries(cache)) == 2

@@ -20,6 +20,9 @@ Cost per query, one unit for the whole pool:
 - otherwise an error (the two units cannot be compared).
 
 Every problem raises :class:`~zooter.table.schema.TableError` naming the file, the candidate and the field.
+
+A routing table may also carry per-query costs (its ``costs`` field); :func:`cost_matrix` combines them
+with a cost file into one ``[queries, candidates]`` matrix.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from zooter.table.schema import TableError
+from zooter.table.schema import COSTS_FIELD, RoutingTable, TableError
 
 FIELDS = ("params_b", "price_in_per_mtok", "price_out_per_mtok", "mean_output_tokens")
 PRICES = ("price_in_per_mtok", "price_out_per_mtok")
@@ -138,3 +141,58 @@ def load_costs(
             "give every candidate prices, or every candidate 'params_b'"
         )
     return CandidateCosts(names, np.asarray(per_query, dtype=np.float64), unit, str(path))
+
+
+@dataclass
+class CostMatrix:
+    """Each query's cost for each candidate, ``values`` float64 ``[queries, candidates]`` in the table's
+    candidate order. ``unit``: the cost file's (``"price"`` or ``"flops"``), or ``"table"`` when only the
+    table's per-query costs were used; ``filled``: how many cells the table did not give per query."""
+
+    values: np.ndarray
+    unit: str
+    source: str
+    filled: int
+
+
+def cost_matrix(table: RoutingTable, file_costs: CandidateCosts | None = None) -> CostMatrix:
+    """The table's per-query costs where known; each unknown cell gets the candidate's cost from
+    ``file_costs`` (read with ``load_costs(path, candidates=table.candidates)``; matched by name), or
+    without a file the mean of that candidate's known per-query costs.
+
+    Per-query costs are taken to be in the file's unit. A candidate with no cost at all (no file and no
+    row giving one), or a file whose candidates are not the table's, is a :class:`TableError`."""
+    given = np.full((len(table), len(table.candidates)), np.nan) if table.costs is None else table.costs
+    known = np.isfinite(given)
+    filled = int((~known).sum())
+    from_table = f"{table.source} ({COSTS_FIELD})"
+    if file_costs is not None:
+        fallback = _file_costs_in_order(table, file_costs)
+        unit = file_costs.unit
+        sources = [from_table] * bool(known.any()) + [file_costs.source] * bool(filled)
+        source = " + ".join(sources)
+    else:
+        uncosted = [c for c, seen in zip(table.candidates, known.any(axis=0), strict=True) if not seen]
+        if uncosted:
+            raise TableError(
+                f"{table.source}: no cost for candidate(s) {uncosted}: no row gives '{COSTS_FIELD}.<candidate>' "
+                "for them and no cost file is given"
+            )
+        fallback = np.nansum(given, axis=0) / known.sum(axis=0)
+        unit, source = "table", from_table
+    values = np.where(known, given, fallback[None, :])
+    return CostMatrix(values=values.astype(np.float64), unit=unit, source=source, filled=filled)
+
+
+def _file_costs_in_order(table: RoutingTable, file_costs: CandidateCosts) -> np.ndarray:
+    """The file's per-query costs in the table's candidate order."""
+    costs = file_costs.as_dict()
+    missing = [c for c in table.candidates if c not in costs]
+    extra = [c for c in file_costs.candidates if c not in table.candidates]
+    if missing or extra:
+        problems = [f"no cost for {missing}"] * bool(missing) + [f"{extra} not in the table"] * bool(extra)
+        raise TableError(
+            f"{file_costs.source}: candidates do not match the table {table.source}'s: {'; '.join(problems)} "
+            "(read the file with load_costs(path, candidates=table.candidates))"
+        )
+    return np.array([costs[c] for c in table.candidates], dtype=np.float64)

@@ -4,13 +4,16 @@ One row per query::
 
     {"id": "q-1", "query": "text", "tags": ["math"],
      "scores": {"model_a": 0.7, "model_b": null},
-     "scores_by_judge": {"rm_a": {"model_a": 1.2, "model_b": -0.3}}}
+     "scores_by_judge": {"rm_a": {"model_a": 1.2, "model_b": -0.3}},
+     "costs": {"model_a": 0.0012, "model_b": null}}
 
 ``scores`` is itself a judge, named ``"scores"``. A ``null`` score means "not judged": it is stored as
-NaN and masked out of targets and metrics, never treated as zero. A well-formed JSON Lines file is read
+NaN and masked out of targets and metrics, never treated as zero. ``costs`` (optional) is each
+candidate's cost of answering this query (finite, >= 0; ``null`` or a missing candidate = unknown, NaN);
+:func:`zooter.table.costs.cost_matrix` fills the unknown cells. A well-formed JSON Lines file is read
 column-wise by Arrow; any file the columnar check does not accept is read line by line, so every error
-names its line. Parquet and CSV files are read through ``datasets`` (in CSV the ``tags``, ``scores``
-and ``scores_by_judge`` columns hold JSON text).
+names its line. Parquet and CSV files are read through ``datasets`` (in CSV the ``tags``, ``scores``,
+``scores_by_judge`` and ``costs`` columns hold JSON text).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ import numpy as np
 from zooter.files import atomic_path
 
 SCORES_JUDGE = "scores"
+COSTS_FIELD = "costs"
 MIN_CANDIDATE_SHARE = 0.05  # the data module's default for min_candidate_share (see check_candidate_shares)
 SHOWN_ROWS = 5  # rows named in a message before "... and N more"
-JSON_COLUMNS = ("tags", "scores", "scores_by_judge")
+JSON_COLUMNS = ("tags", "scores", "scores_by_judge", COSTS_FIELD)
 KNOWN_FIELDS = ("id", "query", *JSON_COLUMNS)
 
 
@@ -42,7 +46,8 @@ class TableError(ValueError):
 
 @dataclass
 class RoutingTable:
-    """A validated routing table held as arrays: ``scores[judge]`` is float64 ``[rows, candidates]``."""
+    """A validated routing table held as arrays: ``scores[judge]`` is float64 ``[rows, candidates]``;
+    ``costs`` the per-query costs, float64 ``[rows, candidates]`` (NaN = unknown; ``None``: no row has any)."""
 
     ids: list[str]
     queries: list[str]
@@ -52,6 +57,7 @@ class RoutingTable:
     source: str = "<memory>"
     skipped: list[str] = field(default_factory=list)
     fields: dict[str, list[Any]] = field(default_factory=dict)  # other scalar row fields, e.g. "source"
+    costs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,16 +84,18 @@ class RoutingTable:
             scores={judge: matrix[rows] for judge, matrix in self.scores.items()},
             source=self.source,
             fields={name: [values[i] for i in index] for name, values in self.fields.items()},
+            costs=None if self.costs is None else self.costs[rows],
         )
 
     def with_candidates(self, candidates: Sequence[str]) -> RoutingTable:
-        """The same table with its score columns in another candidate order."""
+        """The same table with its score (and cost) columns in another candidate order."""
         if sorted(candidates) != sorted(self.candidates) or len(set(candidates)) != len(candidates):
             raise TableError(f"{self.source}: candidates {list(candidates)} do not match the table's {self.candidates}")
         columns = [self.candidates.index(c) for c in candidates]
         scores = {judge: matrix[:, columns] for judge, matrix in self.scores.items()}
+        costs = None if self.costs is None else self.costs[:, columns]
         return RoutingTable(
-            self.ids, self.queries, self.tags, list(candidates), scores, self.source, self.skipped, self.fields
+            self.ids, self.queries, self.tags, list(candidates), scores, self.source, self.skipped, self.fields, costs
         )
 
     def to_rows(self) -> Iterator[dict[str, Any]]:
@@ -104,6 +112,8 @@ class RoutingTable:
                 row["scores"] = as_dict(self.scores[SCORES_JUDGE][i])
             if by_judge:
                 row["scores_by_judge"] = {j: as_dict(self.scores[j][i]) for j in by_judge}
+            if self.costs is not None:
+                row[COSTS_FIELD] = as_dict(self.costs[i])
             yield row
 
 
@@ -338,6 +348,8 @@ def build_table(
     seen: dict[str, str] = {}
     kept, skipped = [], []
     matrices = {j: np.full((len(parsed), len(candidates)), np.nan) for j in judges}
+    has_costs = any(p.costs is not None for p in parsed)
+    costs = np.full((len(parsed), len(candidates)), np.nan)
     for p in parsed:
         if p.id in seen:
             raise TableError(f"{p.location}: field 'id': duplicate id {p.id!r} (first seen at {seen[p.id]})")
@@ -351,6 +363,13 @@ def build_table(
                         f"{candidate!r}; candidates are {candidates}"
                     )
                 matrices[judge][n, column[candidate]] = value
+        for candidate, value in (p.costs or {}).items():
+            if candidate not in column:
+                raise TableError(
+                    f"{p.location} (id={p.id!r}): field '{COSTS_FIELD}.{candidate}': unknown candidate "
+                    f"{candidate!r}; candidates are {candidates}"
+                )
+            costs[n, column[candidate]] = value
         problem = None
         for judge in required:
             if judge not in p.scores:
@@ -368,7 +387,7 @@ def build_table(
             if not skip_underjudged:
                 raise TableError(problem + " (set skip_underjudged to skip such rows)")
             skipped.append(problem)
-            for matrix in matrices.values():
+            for matrix in [*matrices.values(), costs]:
                 matrix[n] = np.nan
             continue
         kept.append(p)
@@ -384,6 +403,7 @@ def build_table(
         source=source,
         skipped=skipped,
         fields={name: [p.extra.get(name) for p in kept] for name in extra_names},
+        costs=costs[: len(kept)].copy() if has_costs else None,
     )
 
 
@@ -401,8 +421,9 @@ def _load_jsonl_columns(
     problem), so this path only has to recognise the common case exactly: every row carries the same
     judges (no judge object is null or missing), all judges list their candidates in one order, ids
     and queries are non-empty strings, ids are unique, scores are finite numbers or null, every row
-    has enough judged candidates, and extra fields are strings, integers or booleans present in every
-    row. Nested extra fields are dropped, as the row reader drops them.
+    has enough judged candidates, costs (if any row has them) are in every row as finite numbers >= 0 or
+    null, and extra fields are strings, integers or booleans present in every row. Nested extra fields
+    are dropped, as the row reader drops them.
     """
     try:
         import pyarrow as pa
@@ -483,10 +504,12 @@ def _load_jsonl_columns(
     if any(judge not in judge_columns for judge in required):
         return None
 
-    scores: dict[str, np.ndarray] = {}
-    for judge, column in judge_columns.items():
+    def matrix_of(column: Any) -> np.ndarray | None:
+        """The ``[rows, candidates]`` values of a struct column of finite numbers or nulls; ``None`` otherwise."""
         matrix = np.full((n, len(candidates)), np.nan)
         for field_, child in zip(column.type, column.flatten(), strict=True):
+            if field_.name not in position:
+                return None
             if pa.types.is_null(child.type):
                 continue
             if not (pa.types.is_integer(child.type) or pa.types.is_floating(child.type)):
@@ -499,9 +522,22 @@ def _load_jsonl_columns(
             if not np.isfinite(values[valid]).all():
                 return None
             matrix[:, position[field_.name]] = np.where(valid, values, np.nan)
-        if judge in required and (np.isfinite(matrix).sum(axis=1) < min_judged).any():
+        return matrix
+
+    scores: dict[str, np.ndarray] = {}
+    for judge, column in judge_columns.items():
+        matrix = matrix_of(column)
+        if matrix is None or (judge in required and (np.isfinite(matrix).sum(axis=1) < min_judged).any()):
             return None
         scores[judge] = matrix
+    costs = None
+    usable, costs_column = struct(columns[COSTS_FIELD]) if COSTS_FIELD in columns else (True, None)
+    if not usable:
+        return None
+    if costs_column is not None:
+        costs = matrix_of(costs_column)
+        if costs is None or (costs < 0).any():  # NaN compares False: unknown costs pass
+            return None
     judges = [j for j in scores if j in required] + [j for j in scores if j not in required]
 
     fields: dict[str, list[Any]] = {}
@@ -522,6 +558,7 @@ def _load_jsonl_columns(
         scores={judge: scores[judge] for judge in judges},
         source=source,
         fields=fields,
+        costs=costs,
     )
 
 
@@ -533,6 +570,7 @@ class _Row:
     tags: list[str]
     scores: dict[str, dict[str, float]]
     extra: dict[str, Any]
+    costs: dict[str, float] | None = None
 
 
 def _field(judge: str, candidate: str | None = None) -> str:
@@ -569,8 +607,9 @@ def _parse_row(location: str, row: dict[str, Any], needs_scores: bool = True) ->
                 scores[judge] = _parse_scores(where, judge, judge_scores)
     if not scores and needs_scores:
         raise TableError(f"{where}: field 'scores': missing (and no 'scores_by_judge')")
+    costs = None if row.get(COSTS_FIELD) is None else _parse_costs(where, row[COSTS_FIELD])
     extra = {k: v for k, v in row.items() if k not in KNOWN_FIELDS and isinstance(v, (str, int, float, bool))}
-    return _Row(location, row_id, query, list(dict.fromkeys(tags)), scores, extra)
+    return _Row(location, row_id, query, list(dict.fromkeys(tags)), scores, extra, costs)
 
 
 def _parse_scores(where: str, judge: str, scores: Any) -> dict[str, float]:
@@ -585,5 +624,23 @@ def _parse_scores(where: str, judge: str, scores: Any) -> dict[str, float]:
             raise TableError(f"{where}: field '{_field(judge, candidate)}': expected a number or null, got {value!r}")
         if not math.isfinite(value):
             raise TableError(f"{where}: field '{_field(judge, candidate)}': expected a finite number, got {value}")
+        parsed[candidate] = float(value)
+    return parsed
+
+
+def _parse_costs(where: str, costs: Any) -> dict[str, float]:
+    """A row's ``costs``: finite numbers >= 0, ``null`` (unknown) as NaN."""
+    if not isinstance(costs, dict):
+        raise TableError(f"{where}: field '{COSTS_FIELD}': expected an object {{candidate: number or null}}")
+    parsed = {}
+    for candidate, value in costs.items():
+        name = f"{COSTS_FIELD}.{candidate}"
+        if value is None:
+            parsed[candidate] = math.nan
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TableError(f"{where}: field '{name}': expected a number or null, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise TableError(f"{where}: field '{name}': expected a finite number >= 0, got {value}")
         parsed[candidate] = float(value)
     return parsed

@@ -222,3 +222,58 @@ def test_entropy_plot_keeps_coinciding_lines_apart_and_names_them(tmp_path):
     assert all(x < y for x, y in zip(router.get_xdata(), bma_line.get_xdata(), strict=True))  # offset sideways
     assert len({line.get_marker() for line in lines.values()}) == 3
     assert len({line.get_linestyle() for line in lines.values()}) == 3
+
+
+def test_report_cost_section_by_hand(tmp_path):
+    path = make_table(tmp_path)
+    data = {"path": str(path), "train_judge": "scores", "eval_judge": "gold", "val_fraction": 0.2, "fold": 0}
+    directory, test = make_run(tmp_path, "always_b", data, "b")
+    # output price 2500, 5000, 10000 per 1M tokens x 400 output tokens: 1, 2 and 4 per query
+    prices = {c: {"price_in_per_mtok": 0, "price_out_per_mtok": 2500 * 2**k} for k, c in enumerate(CANDIDATES)}
+    cost_file = tmp_path / "costs.yaml"
+    cost_file.write_text(yaml.safe_dump({"candidates": prices}))
+    options = ReportOptions(out=str(tmp_path / "r"), knn_encoder=None, costs=str(cost_file), weak="a", strong="c")
+    out = write_report([directory], options)
+    section = json.loads((out / "report.json").read_text())["cost_quality"]
+    gold = test.judge("gold")
+    qa, qb, qc = gold.mean(axis=0)
+
+    assert section["unit"] == "price" and section["cost_range"] == pytest.approx([1.0, 4.0])
+    assert section["singles"]["c"]["cost"]["mean"] == pytest.approx(4.0)
+    assert section["singles"]["b"]["quality"]["mean"] == pytest.approx(qb)
+    router = section["methods"]["always_b"]
+    assert router["cost"]["mean"] == pytest.approx(2.0) and router["quality"]["mean"] == pytest.approx(qb)
+    # probs one-hot on b: b wins while 1 - 2λ > -λ (λ < 1), then a; the hull over [1, 4] is (1, qa) -> (2, qb)
+    # and flat at qb when qb > qa, else flat at qa from the start
+    expected_aiq = ((qa + qb) / 2 + 2 * qb) / 3 if qb > qa else qa
+    assert router["aiq"]["mean"] == pytest.approx(expected_aiq)
+    assert router["curve"]["cost"][0] == pytest.approx(2.0) and router["curve"]["cost"][-1] == pytest.approx(1.0)
+    # p_c - p_a = 0 on every query: one tie group, the straight line from all-a to all-c
+    assert router["apgr"]["mean"] == pytest.approx(0.5)
+    assert router["cpt50"]["mean"] == pytest.approx(0.5) and router["cpt80"]["mean"] == pytest.approx(0.8)
+    assert section["methods"]["RMR scores"]["cost"]["mean"] == pytest.approx(7.0)
+    assert "aiq" not in section["methods"]["RMR scores"]
+    assert section["pair"]["weak"] == "a" and section["pair"]["strong"] == "c"
+    assert section["pair"]["strong_quality"]["mean"] == pytest.approx(qc)
+    assert "oracle" not in section["frontier"]
+    assert "## Cost and quality" in (out / "report.md").read_text()
+    assert (out / "cost_quality.png").stat().st_size > 10_000
+
+    bad = ReportOptions(out=str(tmp_path / "r2"), knn_encoder=None, costs=str(cost_file), weak="z")
+    with pytest.raises(ValueError, match=r"--weak 'z' is not a candidate"):
+        write_report([directory], bad)
+
+
+def test_report_reads_per_query_costs_from_the_table(tmp_path):
+    rows = [json.loads(line) for line in make_table(tmp_path).read_text().splitlines()]
+    for i, row in enumerate(rows):  # c costs 3 on even queries, 5 on odd ones; a and b 1 and 2 (b unknown on q0)
+        row["costs"] = {"a": 1.0, "b": None if i == 0 else 2.0, "c": 3.0 if i % 2 == 0 else 5.0}
+    path = write_rows(tmp_path / "costed.jsonl", rows)
+    data = {"path": str(path), "train_judge": "scores", "eval_judge": "gold", "val_fraction": 0.2, "fold": 0}
+    directory, test = make_run(tmp_path, "always_c", data, "c")
+    out = write_report([directory], ReportOptions(out=str(tmp_path / "r"), knn_encoder=None, weak="a", strong="c"))
+    section = json.loads((out / "report.json").read_text())["cost_quality"]
+    odd = np.array([int(i[1:]) % 2 for i in test.ids])
+    assert section["unit"] == "table" and section["filled"] == int("q0" in test.ids)
+    assert section["methods"]["always_c"]["cost"]["mean"] == pytest.approx(np.mean(3 + 2 * odd))
+    assert section["singles"]["b"]["cost"]["mean"] == pytest.approx(2.0)  # an unknown cell: b's mean known cost

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from zooter.eval.cost_render import cost_figure, cost_markdown
+
 SUMMARY_KEYS = ("routed_score", "gap_recovered", "top1_acc", "selection_entropy", "mtr", "uplift")
 MAX_PLOTTED_SUBSETS = 30
 ENTROPY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -76,6 +78,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     routed = cost["flops_per_query"]["routed"]
     for name, flops in cost["flops_per_query"].items():
         lines.append(f"| {name} | {flops:.3g} | {flops / routed:.2f}× |")
+    if report.get("cost_quality"):
+        lines += ["", *cost_markdown(report["cost_quality"])]
     lines += [
         "",
         "## Definitions",
@@ -93,7 +97,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
-    """methods.png, subsets.png, entropy.png and shares.png."""
+    """methods.png, subsets.png, entropy.png, shares.png and, with costs, cost_quality.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,6 +150,8 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
     ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title("Routing share per candidate")
     paths.append(_save(fig, out / "shares.png"))
+    if report.get("cost_quality"):
+        paths.append(_save(cost_figure(report["cost_quality"], _routers(report)), out / "cost_quality.png"))
     return paths
 
 

@@ -5,7 +5,7 @@ Each RUN is a run directory written by ``zooter predict`` (it holds ``config.yam
 router's picks and every baseline with the eval judge on the same test split, and, when runs of the
 same name cover several folds, aggregates mean ± std over folds. Outputs in ``--out``:
 ``report.json``, ``report.md`` and PNG plots (``methods.png``, ``subsets.png``, ``entropy.png``,
-``shares.png``).
+``shares.png``, and with ``--costs`` or per-query costs in the table ``cost_quality.png``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 
 from zooter.data import targets
 from zooter.eval.cost import CostModel
+from zooter.eval.cost_report import aggregate_cost_quality, fold_cost_quality
 from zooter.eval.functional import (
     best_single_scores,
     candidate_means,
@@ -36,6 +37,7 @@ from zooter.eval.functional import (
 from zooter.eval.render import log_to_wandb, to_markdown, write_plots
 from zooter.files import write_text_atomic
 from zooter.routers import baseline_scores as baselines
+from zooter.table.costs import CostMatrix, cost_matrix, load_costs
 from zooter.table.schema import SCORES_JUDGE, RoutingTable
 from zooter.table.splits import SplitSpec, load_splits
 
@@ -69,7 +71,12 @@ class ReportOptions:
         entropy_bins: equal-count bins of the training reward entropy H(s(q)) (paper Figure 3).
         knn_encoder: encoder whose mean-pooled embeddings the kNN baseline uses (``None``: no kNN).
         knn_k: the k values kNN chooses from on the validation split.
-        cost: parameter and token counts for the relative inference cost.
+        cost: parameter and token counts for the relative inference cost (FLOPs).
+        costs: a cost file (``configs/costs/*.yaml``) for the cost–quality section: curves, Pareto frontier,
+            AIQ, APGR, CPT and the cost to match the best single model (:mod:`zooter.eval.cost_report`).
+            A table with per-query ``costs`` gets the section without it (the file fills unknown cells).
+        weak: the cheap model of the two-model setting (APGR, CPT; default: the cheapest candidate).
+        strong: the strong model of that setting (default: the best single model on train).
         wandb_project: also log the tables and plots to this W&B project (``WANDB_MODE=offline`` works).
     """
 
@@ -83,6 +90,9 @@ class ReportOptions:
     knn_encoder: str | None = "minilm"
     knn_k: list[int] = field(default_factory=lambda: list(baselines.DEFAULT_K))
     cost: CostModel = field(default_factory=CostModel)
+    costs: str | None = None
+    weak: str | None = None
+    strong: str | None = None
     wandb_project: str | None = None
 
 
@@ -95,6 +105,7 @@ class Run:
     data: dict[str, Any]
     candidates: list[str]
     scores: dict[str, list[float]]
+    probs: dict[str, list[float]] | None = None  # the router's distribution, what `zooter route` decides on
 
     @classmethod
     def load(cls, directory: str | Path, name: str | None = None) -> Run:
@@ -111,27 +122,35 @@ class Run:
             raise ValueError(f"{predictions_path}: no predictions")
         field = "scores" if "scores" in rows[0] else "probs"
         candidates = list(rows[0][field])
-        nan = float("nan")
+
+        def by_id(key: str) -> dict[str, list[float]]:
+            return {
+                row["id"]: [float("nan") if row[key][c] is None else row[key][c] for c in candidates] for row in rows
+            }
+
         return cls(
             name=name or directory.parent.name,
             directory=directory,
             data=config.get("data", {}),
             candidates=candidates,
-            scores={row["id"]: [nan if row[field][c] is None else row[field][c] for c in candidates] for row in rows},
+            scores=by_id(field),
+            probs=by_id("probs") if "probs" in rows[0] else None,
         )
 
     def split_key(self) -> str:
         return json.dumps({k: self.data.get(k) for k in SPLIT_KEYS}, sort_keys=True, default=str)
 
-    def table_scores(self, table: RoutingTable) -> np.ndarray:
-        """The router's scores of the table's rows, columns in the table's candidate order."""
+    def table_scores(self, table: RoutingTable, probs: bool = False) -> np.ndarray:
+        """The router's scores (or, with ``probs``, its probabilities where stored, else its scores) of the
+        table's rows, columns in the table's candidate order."""
+        values = self.probs if probs and self.probs is not None else self.scores
         if sorted(self.candidates) != sorted(table.candidates):
             raise ValueError(f"{self.directory}: predicts over {self.candidates}, the table has {table.candidates}")
-        missing = [i for i in table.ids if i not in self.scores]
+        missing = [i for i in table.ids if i not in values]
         if missing:
             raise ValueError(f"{self.directory}: no prediction for {len(missing)} test queries, e.g. {missing[0]!r}")
         columns = [self.candidates.index(c) for c in table.candidates]
-        return np.array([self.scores[i] for i in table.ids], dtype=np.float64)[:, columns]
+        return np.array([values[i] for i in table.ids], dtype=np.float64)[:, columns]
 
 
 def build_report(runs: list[Run], options: ReportOptions) -> dict[str, Any]:
@@ -222,6 +241,26 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
     else:
         candidates = {}
 
+    cost_quality = None
+    matrix = fold_costs(test, options.costs)
+    if matrix is not None:
+        utilities = {
+            name: runs[name].table_scores(test, probs=True) if name in runs else s for name, s in scores.items()
+        }
+        cost_quality = fold_cost_quality(
+            utilities,
+            evals,
+            matrix.values,
+            test.candidates,
+            best_single_scores(train_evals),
+            float(bma.mean()),
+            rmr=[name for name in scores if name.startswith("RMR ")],
+            weak=options.weak,
+            strong=options.strong,
+        )
+        filled = matrix.filled if test.costs is not None else 0  # only a table with per-query costs fills cells
+        cost_quality.update(unit=matrix.unit, source=matrix.source, filled=filled)
+
     hp = next(iter(runs.values())).data
     train_judge = hp.get("train_judge", SCORES_JUDGE)
     reward_labels = targets.soft_labels(
@@ -246,7 +285,15 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
         "subsets": {"names": list(subsets), "sizes": {s: len(r) for s, r in subsets.items()}, "scores": subset_means},
         "candidates": candidates,
         "entropy": entropy_table,
+        "cost_quality": cost_quality,
     }
+
+
+def fold_costs(table: RoutingTable, path: str | None) -> CostMatrix | None:
+    """The test split's cost matrix: the table's per-query costs and/or the cost file (None: neither)."""
+    if path is None and table.costs is None:
+        return None
+    return cost_matrix(table, None if path is None else load_costs(path, table.candidates))
 
 
 def rmr_judges(table: RoutingTable, wanted: list[str] | None) -> list[str]:
@@ -334,8 +381,17 @@ def aggregate(folds: dict[int, dict[str, Any]], options: ReportOptions) -> dict[
             },
             "rmr_over_routed": cost.reward_model_ranking(num_candidates) / cost.routed(),
         },
+        "cost_quality": _aggregate_costs([f["cost_quality"] for f in folds.values()]),
         "per_fold": folds,
     }
+
+
+def _aggregate_costs(folds: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    if folds[0] is None:
+        return None
+    out = aggregate_cost_quality(folds, _mean_std)
+    out.update(unit=folds[0]["unit"], source=folds[0]["source"], filled=sum(f["filled"] for f in folds))
+    return out
 
 
 def write_report(runs: list[str | Path], options: ReportOptions) -> Path:

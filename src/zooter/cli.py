@@ -3,7 +3,7 @@
 - ``zooter fit|validate|test|predict``: LightningCLI over :class:`~zooter.routers.base.RouterModule`
   subclasses and :class:`~zooter.data.datamodule.ZooterDataModule` (``--config`` repeatable,
   ``--print_config``; see :mod:`zooter.lightning_cli`).
-- ``zooter synth|report|cv|sweep|generate|score|tag|route|add-candidate``: plain commands, each the
+- ``zooter synth|report|cv|sweep|generate|score|tag|route|calibrate|add-candidate``: plain commands, each the
   ``main(argv)`` of its module (see :data:`PLAIN_COMMANDS`).
 - ``zooter``, ``zooter --help``: the list of commands, printed without loading Lightning or torch.
 
@@ -40,6 +40,7 @@ PLAIN_COMMANDS = {
     "score": "zooter.pipeline.score",
     "tag": "zooter.pipeline.tag",
     "route": "zooter.inference",
+    "calibrate": "zooter.runs.calibrate",
     "add-candidate": "zooter.runs.add_candidate",
 }
 OTHER_COMMANDS = {
@@ -51,6 +52,7 @@ OTHER_COMMANDS = {
     "score": "score responses with a reward model into a routing table",
     "tag": "give tags to queries that have none",
     "route": "route queries with a trained checkpoint",
+    "calibrate": "choose a checkpoint's threshold or λ on validation for a target share, budget or quality",
     "add-candidate": "route over one more LLM without retraining",
 }
 HELP = "\n".join(

@@ -22,6 +22,12 @@ The decision rule (:func:`zooter.eval.decisions.cost_aware_choice`, the one the 
 2. otherwise, with ``costs`` (one number per candidate, in any unit, e.g. dollars per 1k tokens) and
    ``cost_weight`` λ: the candidate maximising ``p_i − λ·cost_i``; λ = 0 (default) is the paper's argmax.
 
+A calibration file of ``zooter calibrate`` (:mod:`zooter.calibration`) replaces these settings with
+the rule it chose on validation: the two-model rule (strong where ``p_strong − p_weak ≥ threshold``,
+else weak; never marked ``fallback``) or λ with the stored costs. Give it to
+``Router.from_checkpoint(path, calibration=F)``, ``Router.route(..., calibration=F)`` or
+``zooter route --calibration F``; it is refused for any checkpoint but the one it was made for (sha256).
+
 ``num_threads`` (default 1) is torch's intra-op thread count while the router computes. One thread
 gives the lowest single-query latency, and on a busy machine the best batch throughput too: on 2
 cores at load average 5-6, one query took 3.9 ms at the median with 1 thread against 12-24 ms with 2
@@ -48,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zooter.calibration import Calibration, file_sha256
 from zooter.eval.decisions import check_cost_weight, cost_aware_choice
 
 if TYPE_CHECKING:  # torch, transformers and Lightning load when a router does (`zooter route --help` stays quick)
@@ -78,7 +85,11 @@ class Router:
         best_single: str | None = None,
         batch_size: int = 64,
         num_threads: int | None = 1,
+        checkpoint: str | Path | None = None,
+        calibration: str | Path | Calibration | None = None,
     ) -> None:
+        """``checkpoint``: the file the model came from (a calibration is checked against it);
+        ``calibration``: the rule :meth:`route` applies by default (see the module docstring)."""
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 (or None for torch's setting), got {num_threads}")
         self.model = model.eval()
@@ -87,6 +98,9 @@ class Router:
         self.best_single = best_single
         self.batch_size = batch_size
         self.num_threads = num_threads
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self._checkpoint_sha256: str | None = None
+        self.calibration = None if calibration is None else self.checked_calibration(calibration)
 
     @property
     def candidates(self) -> list[str]:
@@ -94,11 +108,18 @@ class Router:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str = "cpu", batch_size: int = 64, num_threads: int | None = 1
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        batch_size: int = 64,
+        num_threads: int | None = 1,
+        calibration: str | Path | Calibration | None = None,
     ) -> Router:
         """Load a checkpoint written by ``zooter fit`` (or ``zooter add-candidate``).
 
         ``num_threads``: torch's intra-op threads while routing (see the module docstring).
+        ``calibration``: a calibration file (or loaded :class:`Calibration`) of this checkpoint, whose
+        rule :meth:`route` then applies.
         """
         from zooter.routers import encoders
 
@@ -110,7 +131,25 @@ class Router:
             best_single=section.get("best_single"),
             batch_size=batch_size,
             num_threads=num_threads,
+            checkpoint=path,
+            calibration=calibration,
         )
+
+    def checked_calibration(self, calibration: str | Path | Calibration) -> Calibration:
+        """The calibration (loaded from a path if need be), refused unless it was made for this router's
+        checkpoint file and names its candidates."""
+        if not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        if self.checkpoint is None:
+            raise ValueError(
+                f"calibration {calibration.source or '<memory>'}: this Router was not loaded from a checkpoint "
+                "file, so it cannot be checked against the calibrated one; use Router.from_checkpoint"
+            )
+        if self._checkpoint_sha256 is None:
+            self._checkpoint_sha256 = file_sha256(self.checkpoint)
+        calibration.check_checkpoint(self.checkpoint, self._checkpoint_sha256)
+        calibration.rule.columns(self.candidates)
+        return calibration
 
     def probabilities(self, queries: str | Sequence[str]) -> np.ndarray:
         """The router's distribution over candidates, ``[queries, candidates]`` (rows sum to 1).
@@ -143,20 +182,34 @@ class Router:
         threshold: float | None = None,
         costs: Mapping[str, float] | None = None,
         cost_weight: float = 0.0,
+        calibration: str | Path | Calibration | None = None,
     ) -> list[RoutingDecision]:
-        """One decision per query (see the module docstring for the rule); a single string is one query."""
+        """One decision per query (see the module docstring for the rule); a single string is one query.
+
+        ``calibration`` (default: the router's own, if any) sets the rule instead of ``threshold``,
+        ``costs`` and ``cost_weight``, which must then be left unset."""
         queries = _as_queries(queries)
+        calibration = self.calibration if calibration is None else self.checked_calibration(calibration)
+        if calibration is not None and (threshold is not None or costs is not None or cost_weight != 0):
+            raise ValueError(
+                f"calibration {calibration.source or '<memory>'} sets the routing rule: "
+                "give no threshold, costs or cost_weight with it"
+            )
         check_cost_weight(cost_weight, costs)  # before the model runs
-        probs = self.probabilities(queries)
         if threshold is not None and self.best_single is None:
             raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")
-        choice, fallback = cost_aware_choice(
-            probs,
-            self._cost_vector(costs),
-            cost_weight,
-            threshold,
-            None if self.best_single is None else self.candidates.index(self.best_single),
-        )
+        cost_vector = self._cost_vector(costs)
+        probs = self.probabilities(queries)
+        if calibration is not None:
+            choice, fallback = calibration.rule.choose(probs, self.candidates), np.zeros(len(probs), dtype=bool)
+        else:
+            choice, fallback = cost_aware_choice(
+                probs,
+                cost_vector,
+                cost_weight,
+                threshold,
+                None if self.best_single is None else self.candidates.index(self.best_single),
+            )
         return [
             RoutingDecision(
                 query=query,
@@ -237,8 +290,10 @@ def choose(probs: np.ndarray, costs: np.ndarray | None = None, cost_weight: floa
 
 
 def main(argv: list[str]) -> None:
-    """``zooter route --ckpt_path C [QUERY ...] [--file F] [--threshold T] [--costs JSON --cost_weight λ]``"""
+    """``zooter route --ckpt_path C [QUERY ...] [--file F] [--threshold T] [--costs JSON --cost_weight λ]
+    [--calibration F]``"""
     from zooter.cli_args import PlainParser
+    from zooter.errors import UsageError
     from zooter.pipeline.journal import read_query_rows, write_rows_atomic
     from zooter.table.schema import TableError
 
@@ -250,6 +305,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--threshold", type=float | None, default=None, help="below this top probability: BMA")
     parser.add_argument("--costs", type=dict[str, float] | None, default=None, help='e.g. {"a": 1.0, "b": 0.1}')
     parser.add_argument("--cost_weight", type=float, default=0.0, help="λ in p_i − λ·cost_i (needs --costs)")
+    parser.add_argument(
+        "--calibration",
+        type=Path | None,
+        default=None,
+        help="a file of zooter calibrate: its rule instead of --threshold/--costs/--cost_weight",
+    )
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument(
@@ -259,6 +320,11 @@ def main(argv: list[str]) -> None:
         help="torch intra-op threads while routing (1: lowest single-query latency; null: torch's default)",
     )
     args = parser.parse_args(argv)
+    if args.calibration is not None:
+        given = [f"--{k}" for k in ("threshold", "costs") if getattr(args, k) is not None]
+        given += ["--cost_weight"] if args.cost_weight != 0 else []
+        if given:
+            raise UsageError(f"--calibration sets the routing rule: leave out {', '.join(given)}")
     if args.cost_weight != 0 and args.costs is None:
         sys.exit(f"zooter route: --cost_weight {args.cost_weight} needs --costs (one number per candidate, e.g. "
                  """--costs '{"a": 1.0, "b": 0.1}'); without --costs there is nothing to weigh""")  # fmt: skip
@@ -271,7 +337,11 @@ def main(argv: list[str]) -> None:
         if not rows:
             raise ValueError("nothing to route: give queries as arguments or --file")
         router = Router.from_checkpoint(
-            args.ckpt_path, device=args.device, batch_size=args.batch_size, num_threads=args.num_threads
+            args.ckpt_path,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_threads=args.num_threads,
+            calibration=args.calibration,
         )
         decisions = router.route([r["query"] for r in rows], args.threshold, args.costs, args.cost_weight)
     except (ValueError, FileNotFoundError, TableError) as err:

@@ -14,6 +14,7 @@ Run ``python examples/scorers/fake_judge.py --port 8765`` and point ``--base_url
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,10 +64,8 @@ def main() -> None:
     port = parser.parse_args().port
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print(f"fake judge at http://127.0.0.1:{port}/v1", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ The sandbox, and what it does not do:
   process runs in its own user and network namespace, which has no interface but a loopback that is
   down: no connection, to the internet or to this machine, can be made. Everywhere, the runner also
   replaces ``_socket.socket`` (which ``socket.socket`` calls to make every socket) with a class that
-  refuses every family but ``AF_UNIX`` (``PermissionError``; ``asyncio``'s socket pairs still work).
+  refuses every family but ``AF_UNIX`` (``PermissionError``; ``asyncio``'s socket pairs still work), and
+  the name lookups (``getaddrinfo``, ``gethostbyname``, ...) with functions that refuse.
   That stops ordinary code (``socket``, ``urllib``, ``http.client``, ``requests``) but not code that
   goes around it (``ctypes``, a subprocess running ``curl`` or another Python): without the namespace,
   such code reaches the network. The run prints which applies;
@@ -89,7 +90,13 @@ def _main():
                 raise PermissionError("network access is disabled in zooter code_exec")
             original.__init__(self, family, type, proto, fileno)
 
+    def no_lookup(*args, **kwargs):
+        raise PermissionError("network access is disabled in zooter code_exec")
+
     _socket.socket = NoNetworkSocket
+    for module in (socket, _socket):  # name lookups go through the C library, not through a socket object
+        for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"):
+            setattr(module, name, no_lookup)
     out = os.dup(1)
 
     def report(kind, detail=""):

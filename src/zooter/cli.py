@@ -42,6 +42,7 @@ PLAIN_COMMANDS = {
     "route": "zooter.inference",
     "calibrate": "zooter.runs.calibrate",
     "add-candidate": "zooter.runs.add_candidate",
+    "serve": "zooter.serve.command",
 }
 OTHER_COMMANDS = {
     "synth": "write a synthetic routing table",
@@ -54,6 +55,7 @@ OTHER_COMMANDS = {
     "route": "route queries with a trained checkpoint",
     "calibrate": "choose a checkpoint's threshold or λ on validation for a target share, budget or quality",
     "add-candidate": "route over one more LLM without retraining",
+    "serve": "an OpenAI-compatible gateway routing chat requests to the candidates' servers",
 }
 HELP = "\n".join(
     [

@@ -17,12 +17,12 @@ from zooter.calibration import (
     CostWeightRule,
     PairRule,
     Target,
-    cost_weight_grid,
     file_sha256,
     rule_figures,
     write_calibration,
 )
 from zooter.cli import main
+from zooter.eval.cost_quality import cost_weight_grid
 from zooter.eval.decisions import cost_aware_choice, pair_choice, pair_scores, threshold_for_share
 from zooter.runs.calibrate import Split, choose_rule, run_dir
 from zooter.table.splits import SplitSpec, load_splits

@@ -277,3 +277,12 @@ def test_report_reads_per_query_costs_from_the_table(tmp_path):
     assert section["unit"] == "table" and section["filled"] == int("q0" in test.ids)
     assert section["methods"]["always_c"]["cost"]["mean"] == pytest.approx(np.mean(3 + 2 * odd))
     assert section["singles"]["b"]["cost"]["mean"] == pytest.approx(2.0)  # an unknown cell: b's mean known cost
+
+
+def test_runs_saved_before_a_synth_knob_existed_share_a_split_with_runs_showing_its_default(tmp_path):
+    from zooter.eval.report import Run
+
+    old = Run("a", tmp_path, {"synth": {"num_queries": 100}}, CANDIDATES, {})
+    new = Run("b", tmp_path, {"synth": {"num_queries": 100, "seed": 0}}, CANDIDATES, {})
+    other = Run("c", tmp_path, {"synth": {"num_queries": 100, "seed": 1}}, CANDIDATES, {})
+    assert old.split_key() == new.split_key() != other.split_key()

@@ -9,8 +9,8 @@ Targets (chosen on the validation split, never on test):
   the threshold :func:`~zooter.eval.decisions.threshold_for_share` of the validation pair scores, so a
   share ``S`` of queries goes to the strong candidate (more when pair scores tie at the threshold);
 - ``budget=B``: the λ rule (:func:`~zooter.eval.decisions.cost_aware_choice`); of the λ on
-  :func:`cost_weight_grid` whose validation mean cost is at most ``B`` (the cost file's unit, per
-  query), the one of best validation quality; equal qualities (within ``TIE_TOLERANCE``) go to the
+  :func:`~zooter.eval.cost_quality.cost_weight_grid` whose validation mean cost is at most ``B`` (the
+  cost file's unit, per query), the one of best validation quality; equal qualities (within ``TIE_TOLERANCE``) go to the
   cheaper, then to the smaller λ;
 - ``match_best_single``: the λ rule with the lowest validation mean cost whose validation quality is at
   least the best single model's (BMA, chosen on train), within ``TIE_TOLERANCE``; equal costs go to the
@@ -44,15 +44,12 @@ import numpy as np
 
 from zooter.eval.cost_quality import DecisionCurve
 from zooter.eval.decisions import cost_aware_choice, pair_choice, pair_scores, threshold_for_share
-from zooter.eval.functional import TIE_TOLERANCE, best_single, decision_weights, expected_scores, oracle_scores
+from zooter.eval.functional import TIE_TOLERANCE, decision_weights, expected_scores, oracle_scores
 from zooter.files import write_text_atomic
 
 FORMAT = "zooter-calibration"
 VERSION = 1
 TARGET_KINDS = ("share", "budget", "match_best_single")
-LOW_PENALTY = 1e-4  # λ·(cost range) at the grid's low end: utilities move by at most this (near the argmax)
-HIGH_PENALTY = 2.0  # λ·(smallest cost gap) at the high end: above any probability gap (every call cheapest)
-POINTS_PER_DECADE = 50  # consecutive λ of the grid differ by 10^(1/50) - 1 = 4.7%
 BUDGET_SLACK = 1e-9  # relative: a mean cost equal to the budget up to float rounding is within it
 
 
@@ -96,20 +93,6 @@ class Target:
         return {"kind": self.kind, "value": self.value}
 
 
-def cost_weight_grid(costs: np.ndarray) -> np.ndarray:
-    """The λ a budget or ``match_best_single`` search tries: 0, then a geometric grid from
-    ``LOW_PENALTY / (max cost − min cost)`` (the argmax up to 1e-4 of utility) to
-    ``HIGH_PENALTY / (smallest gap between two distinct costs)`` (every query to its cheapest candidate:
-    a penalty gap of 2 outweighs any probability gap), ``POINTS_PER_DECADE`` points per decade.
-    Equal costs give ``[0]`` (λ changes nothing)."""
-    levels = np.unique(np.asarray(costs, dtype=np.float64))
-    if len(levels) < 2:
-        return np.zeros(1)
-    low, high = LOW_PENALTY / (levels[-1] - levels[0]), HIGH_PENALTY / np.diff(levels).min()
-    points = math.ceil(math.log10(high / low) * POINTS_PER_DECADE) + 1
-    return np.r_[0.0, np.geomspace(low, high, points)]
-
-
 def choose_for_budget(curve: DecisionCurve, budget: float) -> int:
     """Index of the setting with the best quality among those with mean cost ≤ ``budget`` (module docstring)."""
     within = np.flatnonzero(curve.mean_cost <= budget + BUDGET_SLACK * abs(budget))
@@ -136,14 +119,6 @@ def choose_to_match(curve: DecisionCurve, quality: float) -> int:
     cost = curve.mean_cost[enough]
     cheapest = enough[cost <= cost.min()]
     return int(cheapest[np.argmax(curve.mean_quality[cheapest])])
-
-
-def cheapest_candidate(costs: np.ndarray, train_evals: np.ndarray, candidates: Sequence[str]) -> str:
-    """The candidate of least cost; among equally cheap ones, the best single model on train (mean eval
-    score, :func:`~zooter.eval.functional.best_single`)."""
-    costs = np.asarray(costs, dtype=np.float64)
-    tied = np.flatnonzero(costs <= costs.min())
-    return best_single(np.asarray(train_evals)[:, tied], [candidates[i] for i in tied])
 
 
 def _weights(choice: np.ndarray, evals: np.ndarray) -> np.ndarray:

@@ -39,12 +39,18 @@ scored as the metrics score any decision (:func:`zooter.eval.functional.decision
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from zooter.eval.decisions import check_cost_weight, cost_aware_choice
-from zooter.eval.functional import TIE_TOLERANCE, decision_weights, expected_scores, gap_recovered
+from zooter.eval.functional import TIE_TOLERANCE, best_single, decision_weights, expected_scores, gap_recovered
+
+LOW_PENALTY = 1e-4  # λ·(cost range) at the grid's low end: utilities move by at most this (near the argmax)
+HIGH_PENALTY = 2.0  # λ·(smallest cost gap) at the high end: above any probability gap (every call cheapest)
+POINTS_PER_DECADE = 50  # consecutive λ of the grid differ by 10^(1/50) - 1 = 4.7%
 
 
 def _points(costs: np.ndarray, qualities: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -282,3 +288,25 @@ def decision_curve(
         np.array(shares).reshape(len(values), probs.shape[1]),
         np.array(fallback_share),
     )
+
+
+def cost_weight_grid(costs: np.ndarray) -> np.ndarray:
+    """The λ a budget or ``match_best_single`` search tries: 0, then a geometric grid from
+    ``LOW_PENALTY / (max cost − min cost)`` (the argmax up to 1e-4 of utility) to
+    ``HIGH_PENALTY / (smallest gap between two distinct costs)`` (every query to its cheapest candidate:
+    a penalty gap of 2 outweighs any probability gap), ``POINTS_PER_DECADE`` points per decade.
+    Equal costs give ``[0]`` (λ changes nothing)."""
+    levels = np.unique(np.asarray(costs, dtype=np.float64))
+    if len(levels) < 2:
+        return np.zeros(1)
+    low, high = LOW_PENALTY / (levels[-1] - levels[0]), HIGH_PENALTY / np.diff(levels).min()
+    points = math.ceil(math.log10(high / low) * POINTS_PER_DECADE) + 1
+    return np.r_[0.0, np.geomspace(low, high, points)]
+
+
+def cheapest_candidate(costs: np.ndarray, train_evals: np.ndarray, candidates: Sequence[str]) -> str:
+    """The candidate of least cost; among equally cheap ones, the best single model on train (mean eval
+    score, :func:`~zooter.eval.functional.best_single`)."""
+    costs = np.asarray(costs, dtype=np.float64)
+    tied = np.flatnonzero(costs <= costs.min())
+    return best_single(np.asarray(train_evals)[:, tied], [candidates[i] for i in tied])

@@ -5,8 +5,9 @@ Per fold, with a cost matrix ``[queries, candidates]`` (a cost file, or the tabl
 
 - single candidates: mean cost and mean quality (the eval judge);
 - every method (routers and baselines) from its utility scores ``u`` (a router's probabilities, as
-  ``zooter route`` uses them; a baseline's score matrix): the λ sweep of ``argmax u − λ·cost``
-  (:data:`LAMBDA_GRID` times 1 / the candidates' cost span, ties shared as in the metrics) plus the
+  ``zooter route`` uses them; a baseline's score matrix): the λ sweep of ``argmax u − λ·cost`` over
+  :func:`~zooter.eval.cost_quality.cost_weight_grid` (the grid ``zooter calibrate`` searches, from the
+  argmax to every query on its cheapest candidate; ties shared as in the metrics) plus the
   cheapest candidate (any router can fall back to it). Its point at λ = 0 is the method as run;
 - AIQ over the single candidates' cost range, and the cost at which the method's hull reaches the best
   single model's quality (``cost_to_match_bma``; NaN where it never does);
@@ -31,7 +32,9 @@ import numpy as np
 from zooter.eval.cost_quality import (
     aiq,
     apgr,
+    cheapest_candidate,
     cost_to_reach,
+    cost_weight_grid,
     cpt,
     decision_curve,
     pair_curve,
@@ -39,9 +42,8 @@ from zooter.eval.cost_quality import (
     random_mixture_line,
 )
 from zooter.eval.decisions import pair_scores
-from zooter.eval.functional import candidate_means, decision_weights, expected_scores, gap_recovered
+from zooter.eval.functional import best_single, candidate_means, decision_weights, expected_scores, gap_recovered
 
-LAMBDA_GRID = np.r_[0.0, np.geomspace(1e-3, 1e3, 49)]  # λ times the cost span: from negligible to decisive
 SHARE_GRID = np.linspace(0.0, 1.0, 101)
 CPT_TARGETS = (0.5, 0.8)
 ORACLE = "oracle"
@@ -50,24 +52,16 @@ MeanStd = Callable[[list[float]], dict[str, Any]]
 
 
 def choose_pair(
-    candidates: Sequence[str],
-    costs: np.ndarray,
-    train_means: np.ndarray,
-    weak: str | None,
-    strong: str | None,
+    candidates: Sequence[str], costs: np.ndarray, train_evals: np.ndarray, weak: str | None, strong: str | None
 ) -> tuple[int, int] | None:
-    """``(weak, strong)`` indices: the named ones, else the cheapest candidate (the better on train among
-    equally cheap) and the best single model on train; None when the two are the same candidate."""
+    """``(weak, strong)`` indices: the named ones, else the cheapest candidate
+    (:func:`~zooter.eval.cost_quality.cheapest_candidate`, as ``zooter calibrate``) and the best single
+    model on train; None when the defaults are the same candidate."""
     for role, name in (("weak", weak), ("strong", strong)):
         if name is not None and name not in candidates:
             raise ValueError(f"--{role} {name!r} is not a candidate: {list(candidates)}")
-    means = np.nan_to_num(train_means, nan=-np.inf)
-    strong_index = candidates.index(strong) if strong else int(np.argmax(means))
-    if weak:
-        weak_index = candidates.index(weak)
-    else:
-        cheapest = np.flatnonzero(costs <= costs.min() + 1e-12 * max(abs(costs.min()), 1.0))
-        weak_index = int(cheapest[np.argmax(means[cheapest])])
+    weak_index = candidates.index(weak or cheapest_candidate(costs, train_evals, candidates))
+    strong_index = candidates.index(strong or best_single(train_evals, candidates))
     if weak_index == strong_index:
         if weak and strong:
             raise ValueError(f"--weak and --strong name the same candidate {weak!r}")
@@ -80,7 +74,7 @@ def fold_cost_quality(
     evals: np.ndarray,
     costs: np.ndarray,
     candidates: Sequence[str],
-    train_means: np.ndarray,
+    train_evals: np.ndarray,
     bma_quality: float,
     rmr: Sequence[str] = (),
     weak: str | None = None,
@@ -89,15 +83,14 @@ def fold_cost_quality(
     """Cost–quality numbers of one fold's test split (see the module docstring).
 
     ``utilities``: method name → ``[queries, candidates]`` scores; names in ``rmr`` are reward-model
-    ranking (one point at the summed cost). ``costs``: ``[queries, candidates]``. ``train_means``: each
-    candidate's mean training score (picks the default pair)."""
+    ranking (one point at the summed cost). ``costs``: ``[queries, candidates]``. ``train_evals``: the
+    training split's eval scores (they pick the default pair)."""
     candidate_costs = costs.mean(axis=0)
     qualities = candidate_means(evals)
     cost_range = (float(candidate_costs.min()), float(candidate_costs.max()))
-    span = cost_range[1] - cost_range[0]
-    grid = LAMBDA_GRID / span if span > 0 else np.zeros(1)
+    grid = cost_weight_grid(candidate_costs)
     cheapest = int(np.argmin(candidate_costs))
-    pair = choose_pair(list(candidates), candidate_costs, train_means, weak, strong)
+    pair = choose_pair(list(candidates), candidate_costs, train_evals, weak, strong)
     methods: dict[str, dict[str, Any]] = {}
     for name, utility in utilities.items():
         if name in rmr:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from zooter.routers import baseline_scores as baselines
 from zooter.table.costs import CostMatrix, cost_matrix, load_costs
 from zooter.table.schema import SCORES_JUDGE, RoutingTable
 from zooter.table.splits import SplitSpec, load_splits
+from zooter.table.synth import SynthConfig
 
 SPLIT_KEYS = (
     "path",
@@ -138,7 +140,13 @@ class Run:
         )
 
     def split_key(self) -> str:
-        return json.dumps({k: self.data.get(k) for k in SPLIT_KEYS}, sort_keys=True, default=str)
+        """What must agree between runs of one report; a synthetic table's settings with every default
+        filled in, so runs saved before a generator knob existed match runs that show it at its default."""
+        key = {k: self.data.get(k) for k in SPLIT_KEYS}
+        if isinstance(key["synth"], dict):
+            with suppress(TypeError, ValueError):  # settings this version does not know: compared as saved
+                key["synth"] = asdict(SynthConfig(**key["synth"]))
+        return json.dumps(key, sort_keys=True, default=str)
 
     def table_scores(self, table: RoutingTable, probs: bool = False) -> np.ndarray:
         """The router's scores (or, with ``probs``, its probabilities where stored, else its scores) of the
@@ -252,7 +260,7 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
             evals,
             matrix.values,
             test.candidates,
-            best_single_scores(train_evals),
+            train_evals,
             float(bma.mean()),
             rmr=[name for name in scores if name.startswith("RMR ")],
             weak=options.weak,

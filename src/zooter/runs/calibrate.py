@@ -33,16 +33,15 @@ from zooter.calibration import (
     PairRule,
     Rule,
     Target,
-    cheapest_candidate,
     choose_for_budget,
     choose_to_match,
-    cost_weight_grid,
     file_sha256,
     rule_figures,
     single_quality,
     split_sha256,
     write_calibration,
 )
+from zooter.eval.cost_quality import cheapest_candidate, cost_weight_grid
 
 # Not typing.TYPE_CHECKING: jsonargparse may execute those blocks, which would load torch for --help.
 TYPE_CHECKING = False

@@ -176,6 +176,15 @@ def test_calibration_file_round_trip(tmp_path, rule) -> None:
     assert loaded.rule.choose(PROBS[:, ::-1], CANDIDATES[::-1]).tolist() == [1 - k for k in expected]
 
 
+def test_a_share_of_zero_is_written_as_strict_json_and_sends_nothing_strong(tmp_path) -> None:
+    never = {**PAIR, "threshold": None}  # +inf: no pair score reaches it
+    path = write_calibration(tmp_path / "c.json", record(never))
+    assert '"threshold": null' in path.read_text() and "Infinity" not in path.read_text()
+    loaded = Calibration.load(path)
+    assert loaded.rule.threshold == float("inf") and loaded.rule.as_dict() == never
+    assert loaded.rule.choose(PROBS, CANDIDATES).tolist() == [CANDIDATES.index("small")] * len(PROBS)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -291,3 +300,6 @@ def test_calibrate_command_errors(calibrated, tmp_path, capsys) -> None:
         assert done.value.code == code
         assert message in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+    with pytest.raises(SystemExit) as done:
+        main(["calibrate", "--ckpt_path", str(tmp_path / "gone.ckpt"), "--target", "share=0.5", "--weak", "a"])
+    assert done.value.code == 1 and f"{tmp_path / 'gone.ckpt'}: no such checkpoint" in capsys.readouterr().err

@@ -186,7 +186,9 @@ class PairRule:
         return pair_choice(probs, *self.columns(candidates), self.threshold)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "weak": self.weak, "strong": self.strong, "threshold": self.threshold}
+        # +inf (share 0: nothing goes strong) is written as null: strict JSON has no Infinity
+        threshold = self.threshold if math.isfinite(self.threshold) else None
+        return {"kind": self.kind, "weak": self.weak, "strong": self.strong, "threshold": threshold}
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,11 @@ class Calibration:
             raise ValueError(f"{where}calibration file lacks {missing}")
         try:
             built: Rule = (
-                PairRule(str(rule["weak"]), str(rule["strong"]), float(rule["threshold"]))
+                PairRule(
+                    str(rule["weak"]),
+                    str(rule["strong"]),
+                    math.inf if rule["threshold"] is None else float(rule["threshold"]),
+                )
                 if kind == PairRule.kind
                 else CostWeightRule(float(rule["cost_weight"]), {str(k): float(v) for k, v in rule["costs"].items()})
             )

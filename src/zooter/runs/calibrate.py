@@ -68,6 +68,8 @@ def run_dir(ckpt_path: Path) -> Path:
 
 def run_config(ckpt_path: Path, config: Path | None) -> tuple[Path, dict[str, Any]]:
     """The run's saved config (``config``, default ``<run>/config.yaml``) and its ``data:`` section."""
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"{ckpt_path}: no such checkpoint")
     path = config if config is not None else run_dir(ckpt_path) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(

@@ -179,3 +179,32 @@ def test_cost_weight_without_costs_is_an_error_naming_both_flags(fitted) -> None
         main(["route", "--ckpt_path", ckpt, "q", "--costs", '{"a": 1.0}'])
     with pytest.raises(ValueError, match=r"cost_weight=0\.5 needs costs"):
         Router.from_checkpoint(ckpt).route("q", cost_weight=0.5)
+
+
+def test_threshold_falls_back_to_the_cheapest_candidate_when_asked(fitted, capsys) -> None:
+    ckpt = str(fitted[0])
+    router = Router.from_checkpoint(ckpt)
+    cheap = router.candidates[-1]
+    costs = {c: (0.5 if c == cheap else 2.0) for c in router.candidates}
+    decisions = router.route(["a question", "another"], threshold=1.01, costs=costs, fallback="cheapest")
+    assert [(d.candidate, d.fallback) for d in decisions] == [(cheap, True), (cheap, True)]
+    with pytest.raises(ValueError, match="fallback 'cheapest' needs costs"):
+        router.route("q", threshold=0.5, fallback="cheapest")
+    with pytest.raises(ValueError, match="unknown fallback 'dearest'"):
+        router.route("q", threshold=0.5, costs=costs, fallback="dearest")
+    main(
+        [
+            "route",
+            "--ckpt_path",
+            ckpt,
+            "q",
+            "--threshold",
+            "1.01",
+            "--fallback",
+            "cheapest",
+            "--costs",
+            json.dumps(costs),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith(cheap) and "(fallback: cheapest)" in printed

@@ -16,9 +16,10 @@ Command line::
 The decision rule (:func:`zooter.eval.decisions.cost_aware_choice`, the one the cost–quality curves of
 :mod:`zooter.eval.cost_quality` sweep), per query, with router probabilities ``p`` over the candidates:
 
-1. ``threshold``: when ``max(p) < threshold`` the router is unsure and the query goes to the best
-   single model on average (BMA: chosen on the training split by the evaluation judge, stored in the
-   checkpoint); the decision is marked ``fallback``.
+1. ``threshold``: when ``max(p) < threshold`` the router is unsure and the query goes to the
+   ``fallback``: the best single model on average (``"best_single"``, the default; BMA, chosen on the
+   training split by the evaluation judge, stored in the checkpoint) or the cheapest candidate by
+   ``costs`` (``"cheapest"``); the decision is marked ``fallback``.
 2. otherwise, with ``costs`` (one number per candidate, in any unit, e.g. dollars per 1k tokens) and
    ``cost_weight`` λ: the candidate maximising ``p_i − λ·cost_i``; λ = 0 (default) is the paper's argmax.
 
@@ -50,12 +51,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from zooter.calibration import Calibration, file_sha256
-from zooter.eval.decisions import check_cost_weight, cost_aware_choice
+from zooter.eval.decisions import check_cost_weight, cost_aware_choice, fallback_index
 
 if TYPE_CHECKING:  # torch, transformers and Lightning load when a router does (`zooter route --help` stays quick)
     from transformers import PreTrainedTokenizerBase
@@ -71,7 +72,7 @@ class RoutingDecision:
     candidate: str  # the chosen candidate
     probability: float  # the router's probability of the chosen candidate
     probabilities: dict[str, float]  # the router's full distribution
-    fallback: bool  # True: the router was below the threshold and the BMA was chosen
+    fallback: bool  # True: the router was below the threshold and the fallback candidate was chosen
 
 
 class Router:
@@ -183,11 +184,13 @@ class Router:
         costs: Mapping[str, float] | None = None,
         cost_weight: float = 0.0,
         calibration: str | Path | Calibration | None = None,
+        fallback: str = "best_single",
     ) -> list[RoutingDecision]:
         """One decision per query (see the module docstring for the rule); a single string is one query.
 
         ``calibration`` (default: the router's own, if any) sets the rule instead of ``threshold``,
-        ``costs`` and ``cost_weight``, which must then be left unset."""
+        ``costs`` and ``cost_weight``, which must then be left unset. ``fallback``: where a query below
+        the threshold goes, ``"best_single"`` or ``"cheapest"`` (by ``costs``)."""
         queries = _as_queries(queries)
         calibration = self.calibration if calibration is None else self.checked_calibration(calibration)
         if calibration is not None and (threshold is not None or costs is not None or cost_weight != 0):
@@ -196,20 +199,15 @@ class Router:
                 "give no threshold, costs or cost_weight with it"
             )
         check_cost_weight(cost_weight, costs)  # before the model runs
-        if threshold is not None and self.best_single is None:
-            raise ValueError("a threshold needs the best single model, which this checkpoint does not hold")
         cost_vector = self._cost_vector(costs)
+        fallback_to = (
+            None if threshold is None else fallback_index(fallback, self.candidates, self.best_single, cost_vector)
+        )
         probs = self.probabilities(queries)
         if calibration is not None:
-            choice, fallback = calibration.rule.choose(probs, self.candidates), np.zeros(len(probs), dtype=bool)
+            choice, fell_back = calibration.rule.choose(probs, self.candidates), np.zeros(len(probs), dtype=bool)
         else:
-            choice, fallback = cost_aware_choice(
-                probs,
-                cost_vector,
-                cost_weight,
-                threshold,
-                None if self.best_single is None else self.candidates.index(self.best_single),
-            )
+            choice, fell_back = cost_aware_choice(probs, cost_vector, cost_weight, threshold, fallback_to)
         return [
             RoutingDecision(
                 query=query,
@@ -218,7 +216,7 @@ class Router:
                 probabilities=dict(zip(self.candidates, map(float, p), strict=True)),
                 fallback=bool(fb),
             )
-            for query, p, k, fb in zip(queries, probs, choice, fallback, strict=True)
+            for query, p, k, fb in zip(queries, probs, choice, fell_back, strict=True)
         ]
 
     def _cost_vector(self, costs: Mapping[str, float] | None) -> np.ndarray | None:
@@ -302,7 +300,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--ckpt_path", type=Path, required=True, help="a checkpoint written by zooter fit")
     parser.add_argument("--file", type=Path | None, default=None, help="a file of query rows (id, query)")
     parser.add_argument("--out", type=Path | None, default=None, help="write decisions as JSON Lines here")
-    parser.add_argument("--threshold", type=float | None, default=None, help="below this top probability: BMA")
+    parser.add_argument(
+        "--threshold", type=float | None, default=None, help="below this top probability: the --fallback candidate"
+    )
+    parser.add_argument(
+        "--fallback", type=Literal["best_single", "cheapest"], default="best_single", help="cheapest: by --costs"
+    )
     parser.add_argument("--costs", type=dict[str, float] | None, default=None, help='e.g. {"a": 1.0, "b": 0.1}')
     parser.add_argument("--cost_weight", type=float, default=0.0, help="λ in p_i − λ·cost_i (needs --costs)")
     parser.add_argument(
@@ -328,8 +331,11 @@ def main(argv: list[str]) -> None:
     if args.cost_weight != 0 and args.costs is None:
         sys.exit(f"zooter route: --cost_weight {args.cost_weight} needs --costs (one number per candidate, e.g. "
                  """--costs '{"a": 1.0, "b": 0.1}'); without --costs there is nothing to weigh""")  # fmt: skip
-    if args.costs is not None and args.cost_weight == 0:
-        sys.exit("zooter route: --costs has no effect with --cost_weight 0 (the default): give --cost_weight λ > 0")
+    if args.costs is not None and args.cost_weight == 0 and not (args.fallback == "cheapest" and args.threshold):
+        sys.exit(
+            "zooter route: --costs has no effect with --cost_weight 0 (the default): give --cost_weight λ > 0, "
+            "or --threshold T with --fallback cheapest"
+        )
     try:
         rows = [{"id": str(i), "query": q} for i, q in enumerate(args.queries)]
         if args.file is not None:
@@ -343,12 +349,14 @@ def main(argv: list[str]) -> None:
             num_threads=args.num_threads,
             calibration=args.calibration,
         )
-        decisions = router.route([r["query"] for r in rows], args.threshold, args.costs, args.cost_weight)
+        decisions = router.route(
+            [r["query"] for r in rows], args.threshold, args.costs, args.cost_weight, fallback=args.fallback
+        )
     except (ValueError, FileNotFoundError, TableError) as err:
         sys.exit(f"zooter route: {err}")
     width = max(len(c) for c in router.candidates)
     for row, decision in zip(rows, decisions, strict=True):
-        note = " (fallback: BMA)" if decision.fallback else ""
+        note = f" (fallback: {'BMA' if args.fallback == 'best_single' else 'cheapest'})" if decision.fallback else ""
         preview = row["query"].replace("\n", " ")
         preview = preview if len(preview) <= 70 else preview[:67] + "..."
         print(f"{decision.candidate:<{width}}  p={decision.probability:.3f}{note}  {preview}")

@@ -12,6 +12,9 @@ Per query, with router probabilities ``p`` over the candidates:
 Costs are one number per candidate (``[candidates]``) or per query and candidate (``[queries,
 candidates]``), in any unit; only their differences times λ matter.
 
+The fallback of rule 2 is :func:`fallback_index`: the best single model on average (BMA, the default)
+or the cheapest candidate (the first in candidate order among equally cheap ones).
+
 The two-model rule (RouteLLM's setting, :func:`pair_choice`): only a ``weak`` (cheap) and a ``strong``
 candidate are called; a query goes to the strong one when its pair score ``p_strong − p_weak`` is at
 least the threshold, else to the weak one. Thresholds are calibrated as quantiles of the pair score
@@ -19,6 +22,8 @@ for a target share of strong calls (:func:`threshold_for_share`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,6 +67,23 @@ def cost_aware_choice(
         fell_back = probs.max(axis=1) < threshold
         choice[fell_back] = fallback
     return choice, fell_back
+
+
+FALLBACKS = ("best_single", "cheapest")
+
+
+def fallback_index(kind: str, candidates: Sequence[str], best_single: str | None, costs: np.ndarray | None) -> int:
+    """The candidate a query below the threshold goes to: ``best_single`` (the BMA's index) or
+    ``cheapest`` (the least ``costs``, one per candidate; the first of equally cheap ones)."""
+    if kind == "best_single":
+        if best_single is None:
+            raise ValueError("a threshold needs the best single model (fallback 'best_single'), which is unknown here")
+        return list(candidates).index(best_single)
+    if kind == "cheapest":
+        if costs is None:
+            raise ValueError("fallback 'cheapest' needs costs (one number per candidate)")
+        return int(np.argmin(np.asarray(costs, dtype=np.float64)))
+    raise ValueError(f"unknown fallback {kind!r}: use one of {list(FALLBACKS)}")
 
 
 def pair_scores(probs: np.ndarray, weak: int, strong: int) -> np.ndarray:

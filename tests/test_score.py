@@ -111,6 +111,34 @@ def test_errors_name_the_row_and_field(tmp_path, reward_models) -> None:
         main(["score", str(source), "--reward_model", str(rm)])
 
 
+def test_a_scorer_and_a_reward_model_judge_the_same_table(tmp_path, reward_models) -> None:
+    rm, _ = reward_models
+    rows = [
+        {"id": "q0", "query": "2 + 2?\nA. 3\nB. 4", "answer": "B", "responses": {"a": "The answer is (B).", "b": "A"}},
+        {"id": "q1", "query": "Capital of France?\nA. Paris\nB. Rome", "answer": 0, "responses": {"a": "B", "b": "A."}},
+    ]
+    table_path = tmp_path / "table.jsonl"
+    main(["score", str(write_rows(tmp_path / "in.jsonl", rows)), "--scorer", "exact_match", "--mode", "choice",
+          "--out", str(table_path)])  # fmt: skip
+    main(["score", str(table_path), "--reward_model", str(rm), "--as_scores"])
+    written = [json.loads(line) for line in table_path.open()]
+    assert [r["scores_by_judge"]["exact_match_choice"] for r in written] == [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}]
+    assert [r["score_reasons"] for r in written] == [
+        {"exact_match_choice": {"a": "correct: B", "b": "wrong: A"}},
+        {"exact_match_choice": {"a": "wrong: B", "b": "correct: A"}},
+    ]  # the reward model adds no reasons
+    for before, after in zip(rows, written, strict=True):
+        for candidate, response in before["responses"].items():
+            expected = reward_by_hand(rm, before["query"], response)
+            assert (
+                after["scores"][candidate]
+                == after["scores_by_judge"]["rm"][candidate]
+                == pytest.approx(expected, abs=1e-5)
+            )
+    table = load_table(table_path, required_judges=["exact_match_choice", "rm"])
+    assert table.judges == ["exact_match_choice", "rm", "scores"]
+
+
 def run_score(argv: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen(

@@ -22,8 +22,8 @@ The sandbox, and what it does not do:
 
 - limits, set by the runner in the child before any of the code runs, soft and hard (the code cannot
   raise them): ``RLIMIT_AS`` = the memory limit (virtual address space, so a program that maps a lot
-  without touching it is stopped too), ``RLIMIT_CPU`` = the time limit + 1 s (a backstop for CPU spent
-  outside the wall clock's process group), ``RLIMIT_FSIZE`` = 16 MiB per file written (output
+  without touching it is stopped too), ``RLIMIT_CPU`` = the time limit's whole seconds + 2 (a backstop
+  that also holds for a process that left the group), ``RLIMIT_FSIZE`` = 16 MiB per file written (output
   included), no core files. They are set in the child, not by ``preexec_fn``, which is unsafe with the
   worker threads;
 - a temporary working directory, removed afterwards, also ``HOME`` and ``TMPDIR``; an environment of

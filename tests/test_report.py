@@ -251,6 +251,12 @@ def test_report_cost_section_by_hand(tmp_path):
     # p_c - p_a = 0 on every query: one tie group, the straight line from all-a to all-c
     assert router["apgr"]["mean"] == pytest.approx(0.5)
     assert router["cpt50"]["mean"] == pytest.approx(0.5) and router["cpt80"]["mean"] == pytest.approx(0.8)
+    # threshold sweep: every top probability is 1, so only the +inf threshold falls back (to a, the cheapest)
+    cheapest = router["threshold_curves"]["cheapest"]
+    assert cheapest["cost"][0] == pytest.approx(2.0) and cheapest["quality"][0] == pytest.approx(qb)
+    assert cheapest["cost"][-1] == pytest.approx(1.0) and cheapest["quality"][-1] == pytest.approx(qa)
+    assert cheapest["fallback_share"][0] == 0.0 and cheapest["fallback_share"][-1] == 1.0
+    assert "threshold_curves" not in section["methods"]["random"]
     assert section["methods"]["RMR scores"]["cost"]["mean"] == pytest.approx(7.0)
     assert "aiq" not in section["methods"]["RMR scores"]
     assert section["pair"]["weak"] == "a" and section["pair"]["strong"] == "c"

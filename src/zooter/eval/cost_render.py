@@ -85,6 +85,10 @@ def cost_figure(section: dict[str, Any], routers: set[str]) -> Any:
         style = "-" if name in routers else "--"
         if "curve" in stats:
             left.plot(stats["curve"]["cost"], stats["curve"]["quality"], style, color=color, lw=1.4, alpha=0.8)
+        for kind, dashes in (("best_single", (1, 1)), ("cheapest", (4, 1, 1, 1))):
+            if kind in stats.get("threshold_curves", {}):
+                curve = stats["threshold_curves"][kind]
+                left.plot(curve["cost"], curve["quality"], color=color, lw=0.9, alpha=0.7, dashes=dashes)
         left.scatter([stats["cost"]["mean"]], [stats["quality"]["mean"]], color=color, s=45, zorder=4, label=name)
         if "pgr_curve" in stats:
             apgr = stats["apgr"]["mean"]
@@ -120,6 +124,10 @@ def cost_figure(section: dict[str, Any], routers: set[str]) -> Any:
         left.set_xscale("log")
     left.set_xlabel(f"mean cost per query ({UNITS.get(section['unit'], section['unit'])})")
     left.set_ylabel("mean eval score")
-    left.set_title("Quality against cost: λ sweeps (routers solid, baselines dashed)", fontsize=10)
+    left.set_title(
+        "Quality against cost: λ sweeps (routers solid, baselines dashed);\n"
+        "routers' threshold sweeps: dotted → best single, dash-dot → cheapest",
+        fontsize=9,
+    )
     left.legend(fontsize=7, loc="best", framealpha=0.9)
     return fig

@@ -15,6 +15,9 @@ Per fold, with a cost matrix ``[queries, candidates]`` (a cost file, or the tabl
   the best single model on train): the two-model rule over every threshold of ``u_strong − u_weak``
   on the queries judged for both, APGR, CPT(50%) and CPT(80%); the zero router (random mixtures of
   the two) for the plot;
+- routers also get the threshold rule swept (``max p`` below the threshold → the fallback: the best
+  single model, or the cheapest candidate by :func:`~zooter.eval.decisions.fallback_index`, as
+  ``zooter route --fallback``), at :data:`THRESHOLD_LEVELS` quantiles of the top probability;
 - RMR generates with every candidate: one point at the sum of their costs, no curve.
 
 Over folds: numbers as mean ± std; curves averaged point by point (λ curves share the grid; PGR curves
@@ -41,10 +44,11 @@ from zooter.eval.cost_quality import (
     pareto_frontier,
     random_mixture_line,
 )
-from zooter.eval.decisions import pair_scores
+from zooter.eval.decisions import FALLBACKS, fallback_index, pair_scores
 from zooter.eval.functional import best_single, candidate_means, decision_weights, expected_scores, gap_recovered
 
 SHARE_GRID = np.linspace(0.0, 1.0, 101)
+THRESHOLD_LEVELS = np.linspace(0.0, 1.0, 21)  # quantiles of the top probability where the threshold sweep stops
 CPT_TARGETS = (0.5, 0.8)
 ORACLE = "oracle"
 
@@ -77,19 +81,25 @@ def fold_cost_quality(
     train_evals: np.ndarray,
     bma_quality: float,
     rmr: Sequence[str] = (),
+    routers: Sequence[str] = (),
     weak: str | None = None,
     strong: str | None = None,
 ) -> dict[str, Any]:
     """Cost–quality numbers of one fold's test split (see the module docstring).
 
     ``utilities``: method name → ``[queries, candidates]`` scores; names in ``rmr`` are reward-model
-    ranking (one point at the summed cost). ``costs``: ``[queries, candidates]``. ``train_evals``: the
-    training split's eval scores (they pick the default pair)."""
+    ranking (one point at the summed cost); names in ``routers`` (utilities = probabilities) also get the
+    threshold sweeps. ``costs``: ``[queries, candidates]``. ``train_evals``: the training split's eval
+    scores (they pick the default pair and the BMA)."""
     candidate_costs = costs.mean(axis=0)
     qualities = candidate_means(evals)
     cost_range = (float(candidate_costs.min()), float(candidate_costs.max()))
     grid = cost_weight_grid(candidate_costs)
     cheapest = int(np.argmin(candidate_costs))
+    fallbacks = {
+        kind: fallback_index(kind, candidates, best_single(train_evals, candidates), candidate_costs)
+        for kind in FALLBACKS
+    }
     pair = choose_pair(list(candidates), candidate_costs, train_evals, weak, strong)
     methods: dict[str, dict[str, Any]] = {}
     for name, utility in utilities.items():
@@ -112,6 +122,8 @@ def fold_cost_quality(
         }
         if pair is not None:
             methods[name].update(_pair_numbers(utility, evals, *pair))
+        if name in routers:
+            methods[name]["threshold_curves"] = _threshold_curves(utility, evals, costs, fallbacks)
     out: dict[str, Any] = {
         "singles": {
             c: {"cost": float(candidate_costs[k]), "quality": float(qualities[k])} for k, c in enumerate(candidates)
@@ -132,6 +144,23 @@ def fold_cost_quality(
             "strong_quality": float(evals[judged, s].mean()),
         }
     return out
+
+
+def _threshold_curves(
+    probs: np.ndarray, evals: np.ndarray, costs: np.ndarray, fallbacks: Mapping[str, int]
+) -> dict[str, dict[str, list[float]]]:
+    """The threshold rule per fallback: thresholds at :data:`THRESHOLD_LEVELS` quantiles of the top
+    probability, then +inf (every query falls back)."""
+    thresholds = np.r_[np.quantile(probs.max(axis=1), THRESHOLD_LEVELS), np.inf]
+    curves = {}
+    for kind, index in fallbacks.items():
+        curve = decision_curve(probs, evals, costs, thresholds=thresholds, fallback=index)
+        curves[kind] = {
+            "cost": curve.mean_cost.tolist(),
+            "quality": curve.mean_quality.tolist(),
+            "fallback_share": curve.fallback_share.tolist(),
+        }
+    return curves
 
 
 def _pair_numbers(utility: np.ndarray, evals: np.ndarray, weak: int, strong: int) -> dict[str, Any]:
@@ -167,6 +196,14 @@ def aggregate_cost_quality(folds: Sequence[dict[str, Any]], mean_std: MeanStd) -
             entry["curve"] = {
                 key: np.mean([f["methods"][name]["curve"][key] for f in folds], axis=0).tolist()
                 for key in ("cost", "quality")
+            }
+        if "threshold_curves" in numbers:
+            entry["threshold_curves"] = {
+                kind: {
+                    key: np.mean([f["methods"][name]["threshold_curves"][kind][key] for f in folds], axis=0).tolist()
+                    for key in ("cost", "quality", "fallback_share")
+                }
+                for kind in numbers["threshold_curves"]
             }
         if "pgr_curve" in numbers:
             entry["pgr_curve"] = np.mean([f["methods"][name]["pgr_curve"] for f in folds], axis=0).tolist()

@@ -263,6 +263,7 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
             train_evals,
             float(bma.mean()),
             rmr=[name for name in scores if name.startswith("RMR ")],
+            routers=list(runs),
             weak=options.weak,
             strong=options.strong,
         )

@@ -50,7 +50,7 @@ OTHER_COMMANDS = {
     "cv": "k-fold cross-validation: fit and predict every fold, then one report",
     "sweep": "run a W&B sweep file offline, resumably, and aggregate it",
     "generate": "every candidate LLM's response to every query",
-    "score": "score responses with a reward model into a routing table",
+    "score": "score responses with a judge (reward model, exact match, unit tests, LLM judge) into a table",
     "tag": "give tags to queries that have none",
     "route": "route queries with a trained checkpoint",
     "calibrate": "choose a checkpoint's threshold or λ on validation for a target share, budget or quality",

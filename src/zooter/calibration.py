@@ -44,7 +44,7 @@ import numpy as np
 
 from zooter.eval.cost_quality import DecisionCurve
 from zooter.eval.decisions import cost_aware_choice, pair_choice, pair_scores, threshold_for_share
-from zooter.eval.functional import TIE_TOLERANCE, decision_weights, expected_scores, oracle_scores
+from zooter.eval.functional import TIE_TOLERANCE, expected_scores, oracle_scores, pick_weights
 from zooter.files import write_text_atomic
 
 FORMAT = "zooter-calibration"
@@ -121,17 +121,10 @@ def choose_to_match(curve: DecisionCurve, quality: float) -> int:
     return int(cheapest[np.argmax(curve.mean_quality[cheapest])])
 
 
-def _weights(choice: np.ndarray, evals: np.ndarray) -> np.ndarray:
-    """The metrics' weights of one pick per query (:func:`~zooter.eval.functional.decision_weights`)."""
-    one_hot = np.zeros_like(evals)
-    one_hot[np.arange(len(choice)), choice] = 1.0
-    return decision_weights(one_hot, evals)
-
-
 def single_quality(evals: np.ndarray, index: int) -> float:
     """Mean quality of sending every query to candidate ``index``, scored as the metrics score it."""
     evals = np.asarray(evals, dtype=np.float64)
-    return float(expected_scores(_weights(np.full(len(evals), index), evals), evals).mean())
+    return float(expected_scores(pick_weights(np.full(len(evals), index), evals), evals).mean())
 
 
 def rule_figures(
@@ -141,7 +134,7 @@ def rule_figures(
     ``queries``, ``strong``, ``strong_share``, ``mean_cost`` (None without ``costs``), ``quality``,
     ``bma_quality``, ``oracle_quality``, ``shares`` (per candidate)."""
     evals = np.asarray(evals, dtype=np.float64)
-    weights = _weights(choice, evals)
+    weights = pick_weights(choice, evals)
     calls = np.bincount(choice, minlength=len(candidates)) / len(choice)
     return {
         "queries": len(choice),

@@ -46,7 +46,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from zooter.eval.decisions import check_cost_weight, cost_aware_choice
-from zooter.eval.functional import TIE_TOLERANCE, best_single, decision_weights, expected_scores, gap_recovered
+from zooter.eval.functional import (
+    TIE_TOLERANCE,
+    best_single,
+    decision_weights,
+    expected_scores,
+    gap_recovered,
+    pick_weights,
+)
 
 LOW_PENALTY = 1e-4  # λ·(cost range) at the grid's low end: utilities move by at most this (near the argmax)
 HIGH_PENALTY = 2.0  # λ·(smallest cost gap) at the high end: above any probability gap (every call cheapest)
@@ -265,7 +272,6 @@ def decision_curve(
     parameter = "cost_weight" if thresholds is None else "threshold"
     values = np.asarray(cost_weights if thresholds is None else thresholds, dtype=np.float64).ravel()
     mean_cost, mean_quality, shares, fallback_share = [], [], [], []
-    rows = np.arange(len(probs))
     for value in values:
         if parameter == "cost_weight":
             check_cost_weight(float(value), cost_matrix)
@@ -273,9 +279,7 @@ def decision_curve(
             fell_back = np.zeros(len(probs), dtype=bool)
         else:
             choice, fell_back = cost_aware_choice(probs, threshold=float(value), fallback=fallback)
-            picked = np.zeros_like(probs)
-            picked[rows, choice] = 1.0
-            weights = decision_weights(picked, evals)
+            weights = pick_weights(choice, evals)
         mean_cost.append(float((weights * cost_matrix).sum(axis=1).mean()))
         mean_quality.append(float(expected_scores(weights, evals).mean()))
         shares.append(weights.mean(axis=0))

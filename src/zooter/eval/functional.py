@@ -77,6 +77,14 @@ def decision_weights(scores: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
     return top / np.maximum(top.sum(axis=1, keepdims=True), 1)
 
 
+def pick_weights(choice: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
+    """The weights of one pick per query (index ``choice``), scored as any decision: a pick the eval
+    judge did not score goes to the query's judged candidates (:func:`decision_weights` of its one-hot)."""
+    one_hot = np.zeros(np.shape(eval_scores))
+    one_hot[np.arange(len(one_hot)), np.asarray(choice, dtype=np.int64)] = 1.0
+    return decision_weights(one_hot, eval_scores)
+
+
 def expected_scores(weights: np.ndarray, eval_scores: np.ndarray) -> np.ndarray:
     """Per-query expected eval score of a decision."""
     return (weights * np.nan_to_num(eval_scores, nan=0.0)).sum(axis=1)

@@ -251,7 +251,10 @@ def _answer(answer: Answer, info: dict[str, Any], headers: dict[str, str]) -> Re
     response = answer.response
     media_type = response.headers.get("content-type")
     if response.is_success and media_type is not None and media_type.startswith("application/json"):
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:  # not JSON after all: handed on as it came
+            body = None
         if isinstance(body, dict):
             return JSONResponse({**body, "zooter": info}, status_code=response.status_code, headers=headers)
     return Response(response.content, status_code=response.status_code, headers=headers, media_type=media_type)

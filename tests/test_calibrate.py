@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import write_rows
 from zooter import Router
 from zooter.calibration import (
     Calibration,
@@ -254,6 +255,26 @@ def test_calibrate_chooses_on_validation_and_route_applies_it(calibrated, quicks
     capsys.readouterr()
     main(["route", "--ckpt_path", str(ckpt), "--calibration", str(path), *queries])
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == [d.candidate for d in decisions]
+
+
+def test_a_share_set_on_unlabeled_queries_sends_that_share_of_them_strong(calibrated, tmp_path, capsys) -> None:
+    ckpt, costs, _ = calibrated
+    queries = [f"{verb} {thing}" for verb in ("solve", "write", "explain", "debug") for thing in ("x", "a poem")]
+    write_rows(tmp_path / "traffic.jsonl", [{"id": f"t{i}", "query": q} for i, q in enumerate(queries)])
+    out = tmp_path / "traffic.json"
+    main(["calibrate", "--ckpt_path", str(ckpt), "--target", "share=0.25", "--costs", str(costs),
+          "--queries", str(tmp_path / "traffic.jsonl"), "--out", str(out)])  # fmt: skip
+    calibration = Calibration.load(out)
+    router = Router.from_checkpoint(ckpt)
+    pair = pair_scores(router.probabilities(queries), *calibration.rule.columns(router.candidates))
+    assert calibration.rule.threshold == threshold_for_share(pair, 0.25)  # the 2nd largest of the 8
+    strong = [d.candidate == calibration.rule.strong for d in router.route(queries, calibration=out)]
+    assert sum(strong) == (pair >= calibration.rule.threshold).sum() >= 2
+    assert calibration.record["data"]["share_queries"]["queries"] == 8
+    with pytest.raises(SystemExit) as done:
+        main(["calibrate", "--ckpt_path", str(ckpt), "--target", "match_best_single", "--costs", str(costs),
+              "--queries", str(tmp_path / "traffic.jsonl")])  # fmt: skip
+    assert done.value.code == 2 and "--queries applies to share targets only" in capsys.readouterr().err
 
 
 def test_cost_weight_calibration_routes_with_its_costs(calibrated) -> None:

@@ -3,6 +3,7 @@
     zooter calibrate --ckpt_path RUN/checkpoints/best.ckpt --target share=0.5 [--weak A] [--strong B]
     zooter calibrate --ckpt_path C --target budget=2e13 --costs configs/costs/dcrouter.yaml
     zooter calibrate --ckpt_path C --target match_best_single --costs configs/costs/dcrouter.yaml
+    zooter calibrate --ckpt_path C --target share=0.5 --weak A --queries traffic_sample.jsonl
 
 The run's splits are rebuilt from its saved ``config.yaml`` (``data:``; default: the one next to the
 checkpoint's ``checkpoints/`` folder), the router's probabilities on the validation split come from
@@ -10,7 +11,10 @@ checkpoint's ``checkpoints/`` folder), the router's probabilities on the validat
 rules are in :mod:`zooter.calibration`: ``share=S`` (two-model rule; strong default: the checkpoint's
 best single model, weak default: the cheapest candidate by ``--costs``, the better on train among
 equally cheap), ``budget=B`` (mean cost per query in the cost file's unit) and ``match_best_single``
-(both λ rules, need ``--costs``). The chosen rule is then run on the test split as a check (never
+(both λ rules, need ``--costs``). A share needs no labels: with ``--queries`` (rows with ``id`` and
+``query``, e.g. a sample of the traffic the router will serve) its threshold is set on those queries
+instead of the validation split, for when traffic differs from the training data (the validation
+figures then show how far the validation share moves). The chosen rule is then run on the test split as a check (never
 used to choose), target and achieved figures are printed for both splits, and the calibration file
 is written (default ``RUN/calibration-<checkpoint stem>-<target>.json``) for ``zooter route
 --calibration`` and ``Router.from_checkpoint(..., calibration=...)``.
@@ -101,15 +105,18 @@ def choose_rule(
     weak: str | None,
     strong: str | None,
     train_evals: np.ndarray,
+    share_probs: np.ndarray | None = None,
 ) -> tuple[Rule, dict[str, Any]]:
-    """The rule for ``target`` chosen on ``val``, and what the search tried (see :mod:`zooter.calibration`)."""
+    """The rule for ``target`` chosen on ``val`` (a share: on ``share_probs`` when given, the router's
+    probabilities on unlabeled queries), and what the search tried (see :mod:`zooter.calibration`)."""
     if target.kind == "share":
         strong = strong or bma
         if weak is None:
             if costs is None:
                 raise ValueError("a share target needs --weak (the cheap candidate), or --costs to take the cheapest")
             weak = cheapest_candidate(costs, train_evals, candidates)
-        rule = PairRule.for_share(val.probs, candidates, weak, strong, float(target.value or 0.0))
+        probs = val.probs if share_probs is None else share_probs
+        rule = PairRule.for_share(probs, candidates, weak, strong, float(target.value or 0.0))
         return rule, {}
     from zooter.eval.cost_quality import decision_curve
 
@@ -162,6 +169,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--weak", type=str | None, default=None, help="share: the cheap candidate")
     parser.add_argument("--strong", type=str | None, default=None, help="share: the strong candidate (default: BMA)")
     parser.add_argument("--costs", type=Path | None, default=None, help="a cost file (configs/costs/*.yaml)")
+    parser.add_argument(
+        "--queries", type=Path | None, default=None, help="share: set the threshold on these queries (id, query rows)"
+    )
     parser.add_argument("--config", type=Path | None, default=None, help="the run's config.yaml (default: beside)")
     parser.add_argument("--out", type=Path | None, default=None, help="the calibration file to write")
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -175,6 +185,8 @@ def main(argv: list[str]) -> None:
         raise UsageError(f"--target {target.text} needs --costs (a cost file, e.g. configs/costs/<pool>.yaml)")
     if target.kind != "share" and (args.weak or args.strong):
         raise UsageError("--weak and --strong apply to share targets only")
+    if target.kind != "share" and args.queries is not None:
+        raise UsageError("--queries applies to share targets only (the λ targets need scored validation queries)")
     if args.weak is not None and args.weak == args.strong:
         raise UsageError(f"--weak and --strong must be two candidates, got {args.weak!r} for both")
     calibrate(target, args)
@@ -183,6 +195,7 @@ def main(argv: list[str]) -> None:
 def calibrate(target: Target, args: Any) -> Path:
     """Choose on validation, check on test, write and print; returns the calibration file's path."""
     from zooter.inference import Router
+    from zooter.pipeline.journal import read_query_rows
     from zooter.table.costs import load_costs
     from zooter.table.splits import SplitSpec, load_splits
 
@@ -196,7 +209,9 @@ def calibrate(target: Target, args: Any) -> Path:
     costs = None if args.costs is None else load_costs(args.costs, candidates).per_query
     val = router_split("val", tables["val"], router, spec.eval_judge)
     train_evals = tables["train"].with_candidates(candidates).judge(spec.eval_judge)
-    rule, search = choose_rule(target, val, candidates, bma, costs, args.weak, args.strong, train_evals)
+    sample = None if args.queries is None else read_query_rows(args.queries)
+    share_probs = None if sample is None else router.probabilities([row["query"] for row in sample])
+    rule, search = choose_rule(target, val, candidates, bma, costs, args.weak, args.strong, train_evals, share_probs)
     strong = rule.strong if isinstance(rule, PairRule) else bma
 
     def figures_of(split: Split) -> dict[str, Any]:
@@ -214,6 +229,9 @@ def calibrate(target: Target, args: Any) -> Path:
             "split": dataclasses.asdict(spec),
             "eval_judge": spec.eval_judge,
             "val_sha256": split_sha256(val.ids, candidates, val.evals),
+            "share_queries": None
+            if sample is None
+            else {"path": str(args.queries.resolve()), "sha256": file_sha256(args.queries), "queries": len(sample)},
         },
         "target": target.as_dict(),
         "rule": rule.as_dict(),
@@ -221,7 +239,8 @@ def calibrate(target: Target, args: Any) -> Path:
         "test_check": test,
     }
     out = args.out or run_dir(args.ckpt_path) / f"calibration-{args.ckpt_path.stem}-{target.slug}.json"
-    print(f"zooter calibrate: target {target.text} on {len(val.ids)} validation queries (eval judge {spec.eval_judge})")
+    chosen_on = f"{len(val.ids)} validation queries" if sample is None else f"{len(sample)} queries of {args.queries}"
+    print(f"zooter calibrate: target {target.text} on {chosen_on} (eval judge {spec.eval_judge})")
     print_figures(target, rule, validation, test, bma)
     path = write_calibration(out, record)
     print(f"zooter calibrate: wrote {path}")

@@ -1,6 +1,6 @@
 """Cost–quality benchmark: ``zooter report --costs`` on dcrouter and AlpacaEval (issue 14's must-show).
 
-    HF_HUB_OFFLINE=1 python benchmarks/cost_quality.py [--runs benchmarks/runs/realdata_gpu]
+    HF_HUB_OFFLINE=1 python benchmarks/cost_quality.py [--runs benchmarks/runs/realdata_gpu] [--tables ...]
 
 Reads the paper's router (``zooter``) predictions of ``benchmarks/realdata.py`` runs (by default the
 GPU runs of ``benchmarks/gpu.py``, copied to ``benchmarks/runs/realdata_gpu``): dcrouter's official
@@ -9,12 +9,18 @@ adds every baseline (BMA, random, oracle, RMR, tag-majority, kNN chosen on valid
 section with the pool's cost file (``configs/costs/dcrouter.yaml``: FLOPs of the nominal sizes;
 ``configs/costs/alpacaeval.yaml``: dollars). Writes ``benchmarks/results/cost_quality/<table>/`` (a full
 report with ``cost_quality.png``) and the summary ``benchmarks/results/cost_quality.md``.
+
+``synthetic`` compares training for cost (``data.cost_weight``, issue 14 item 5) with the post-hoc λ
+curve: the quickstart router (tiny encoder, embedded table, ``configs/costs/synth.yaml``) trained at
+each λ of :data:`TRAINED_COST_WEIGHTS` (3 seeds each, CPU, about a minute per fit; runs kept in
+``benchmarks/runs/cost_quality`` and reused), one report over all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+import numpy as np  # noqa: E402
+
+from zooter.eval.cost_quality import upper_hull  # noqa: E402
 from zooter.eval.cost_render import cell  # noqa: E402
 from zooter.eval.report import ReportOptions, write_report  # noqa: E402
 
@@ -31,8 +40,99 @@ TABLES = {
     "alpacaeval_gpt4turbo_to_gpt4": ("configs/costs/alpacaeval.yaml", [f"zooter-fold{f}" for f in range(5)]),
     "alpacaeval_gpt4_to_gpt4turbo": ("configs/costs/alpacaeval.yaml", [f"zooter-fold{f}" for f in range(5)]),
 }
+TRAINED_COST_WEIGHTS = (0.0, 0.5, 1.0)  # data.cost_weight: λ in reward units, cost / max cost in [0, 1]
+SEEDS = (0, 1, 2)
+SYNTH_RUNS = REPO / "benchmarks" / "runs" / "cost_quality" / "synthetic"
 SHOWN = ("kNN", "tag-majority", "best single (BMA)", "random", "oracle")
 COLUMNS = ("cost", "quality", "aiq", "cost_to_match_bma", "apgr", "cpt50", "cpt80")
+
+
+def keep_cost_outputs(out: Path) -> Path:
+    """Drop the report's other plots (realdata.py records those): report.md, report.json, cost_quality.png stay."""
+    for plot in out.glob("*.png"):
+        if plot.name != "cost_quality.png":
+            plot.unlink()
+    return out
+
+
+def _zooter(*argv: str) -> None:
+    print("cost_quality.py: zooter " + " ".join(argv), flush=True)
+    subprocess.run([sys.executable, "-m", "zooter", *argv], check=True, cwd=REPO)
+
+
+def synthetic_runs(seed: int) -> list[Path]:
+    """Fit and predict the quickstart router at every trained λ for one seed (finished runs are reused)."""
+    runs = []
+    for weight in TRAINED_COST_WEIGHTS:
+        version = f"cw{weight:g}-seed{seed}"
+        common = [
+            *("--config", "configs/quickstart.yaml", "--seed_everything", str(seed)),
+            *("--data.costs", "configs/costs/synth.yaml", "--data.cost_weight", str(weight)),
+            *("--trainer.logger.init_args.save_dir", str(SYNTH_RUNS), "--trainer.logger.init_args.name", "quickstart"),
+            *("--trainer.enable_progress_bar", "false"),
+        ]
+        predict_dir = SYNTH_RUNS / "quickstart" / f"{version}-predict"
+        if not (predict_dir / "predictions.jsonl").is_file():
+            _zooter("fit", *common, "--trainer.logger.init_args.version", version)
+            ckpt = next((SYNTH_RUNS / "quickstart" / version / "checkpoints").glob("best-*.ckpt"))
+            _zooter(
+                "predict", *common, "--trainer.logger.init_args.version", f"{version}-predict", "--ckpt_path", str(ckpt)
+            )
+        runs.append(predict_dir)
+    return runs
+
+
+def synthetic_reports() -> dict[str, dict[str, Any]]:
+    """One report per seed, each with the router trained at every λ (the λ = 0 one gives the post-hoc curve)."""
+    reports = {}
+    for seed in SEEDS:
+        options = ReportOptions(
+            out=str(RESULTS / "cost_quality" / f"synthetic_seed{seed}"),
+            names=[f"trained λ={w:g}" for w in TRAINED_COST_WEIGHTS],
+            costs=str(REPO / "configs/costs/synth.yaml"),
+        )
+        out = keep_cost_outputs(write_report(synthetic_runs(seed), options))
+        reports[f"synthetic_seed{seed}"] = json.loads((out / "report.json").read_text())
+    return reports
+
+
+def trained_against_post_hoc(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Per seed and trained λ > 0: its (cost, quality) against the post-hoc hull of the router trained at
+    λ = 0 at the same cost (that router's λ sweep, mixed at random between its points)."""
+    plain = f"trained λ={TRAINED_COST_WEIGHTS[0]:g}"
+    lines = [
+        "## Training for cost against post-hoc λ (synthetic, quickstart router, 3 seeds)",
+        "",
+        "Each seed: the router trained with `data.cost_weight` λ_t (labels softmax((r − λ_t·cost/max cost)/τ)) "
+        f"at its own operating point, against the `{plain}` router's post-hoc λ hull at the same mean cost. "
+        "Positive: training for cost beats adjusting the ordinary router after training. Per-seed figures; "
+        "3 seeds give no interval, so no claim either way rests on them.",
+        "",
+        "| seed | λ_t | cost (FLOPs) | quality | post-hoc hull at that cost | difference |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    differences: dict[float, list[float]] = {w: [] for w in TRAINED_COST_WEIGHTS[1:]}
+    for name, report in reports.items():
+        section = report["cost_quality"]
+        cheapest = min(section["singles"].values(), key=lambda single: single["cost"]["mean"])
+        curve = section["methods"][plain]["curve"]
+        hull = upper_hull(
+            np.r_[curve["cost"], cheapest["cost"]["mean"]], np.r_[curve["quality"], cheapest["quality"]["mean"]]
+        )
+        for weight in TRAINED_COST_WEIGHTS[1:]:
+            trained = section["methods"][f"trained λ={weight:g}"]
+            cost, quality = trained["cost"]["mean"], trained["quality"]["mean"]
+            post_hoc = float(np.interp(cost, *hull))
+            differences[weight].append(quality - post_hoc)
+            lines.append(
+                f"| {name.removeprefix('synthetic_seed')} | {weight:g} | {cost:.3g} | {quality:.3f} | "
+                f"{post_hoc:.3f} | {quality - post_hoc:+.3f} |"
+            )
+    lines.append("")
+    for weight, values in differences.items():
+        shown = ", ".join(f"{v:+.3f}" for v in values)
+        lines.append(f"- λ_t = {weight:g}: mean difference {np.mean(values):+.3f} over seeds ({shown}).")
+    return [*lines, ""]
 
 
 def run_table(name: str, runs_root: Path) -> dict[str, Any]:
@@ -44,7 +144,7 @@ def run_table(name: str, runs_root: Path) -> dict[str, Any]:
     # seeds share fold 0, so each is its own row; folds of one router share its name
     names = [r.replace("zooter-", "zooter ") for r in run_names] if name == "dcrouter" else ["zooter"] * len(runs)
     options = ReportOptions(out=str(RESULTS / "cost_quality" / name), names=names, costs=str(REPO / cost_file))
-    out = write_report(runs, options)
+    out = keep_cost_outputs(write_report(runs, options))
     return json.loads((out / "report.json").read_text())
 
 
@@ -76,9 +176,8 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
             "| method | " + " | ".join(COLUMNS) + " |",
             "|---|" + "---:|" * len(COLUMNS),
         ]
-        shown = [n for n in section["methods"] if n.startswith("zooter")] + [
-            n for n in SHOWN if n in section["methods"]
-        ]
+        routers = [n for n in section["methods"] if n not in SHOWN and not n.startswith("RMR")]
+        shown = routers + [n for n in SHOWN if n in section["methods"]]
         for method in shown:
             stats = section["methods"][method]
             lines.append(f"| {method} | " + " | ".join(cell(stats.get(k), k) for k in COLUMNS) + " |")
@@ -89,10 +188,14 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=REPO / "benchmarks" / "runs" / "realdata_gpu")
-    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
+    parser.add_argument("--tables", nargs="+", default=[*TABLES, "synthetic"], choices=[*TABLES, "synthetic"])
     args = parser.parse_args()
-    reports = {name: run_table(name, args.runs) for name in args.tables}
-    (RESULTS / "cost_quality.md").write_text(summary(reports) + "\n")
+    reports = {name: run_table(name, args.runs) for name in args.tables if name != "synthetic"}
+    text = summary(reports)
+    if "synthetic" in args.tables:
+        synthetic = synthetic_reports()
+        text += "\n" + "\n".join(trained_against_post_hoc(synthetic)) + "\n" + summary(synthetic).split("\n", 4)[4]
+    (RESULTS / "cost_quality.md").write_text(text + "\n")
     print(f"cost_quality.py: {RESULTS / 'cost_quality.md'}")
 
 

@@ -179,6 +179,7 @@ def _pair_numbers(utility: np.ndarray, evals: np.ndarray, weak: int, strong: int
     return numbers
 
 
+CURVE_KEYS = ("curve", "threshold_curves", "pgr_curve")  # per-fold arrays, averaged over folds
 SCALARS = ("cost", "quality", "aiq", "cost_to_match_bma", "apgr", "cpt50", "cpt80")
 
 
@@ -197,6 +198,7 @@ def aggregate_cost_quality(folds: Sequence[dict[str, Any]], mean_std: MeanStd) -
                 key: np.mean([f["methods"][name]["curve"][key] for f in folds], axis=0).tolist()
                 for key in ("cost", "quality")
             }
+            entry["curve"]["cost_weight"] = numbers["curve"]["cost_weight"]  # the first fold's λ (equal costs: all)
         if "threshold_curves" in numbers:
             entry["threshold_curves"] = {
                 kind: {

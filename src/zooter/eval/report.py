@@ -23,7 +23,7 @@ import yaml
 
 from zooter.data import targets
 from zooter.eval.cost import CostModel
-from zooter.eval.cost_report import aggregate_cost_quality, fold_cost_quality
+from zooter.eval.cost_report import CURVE_KEYS, aggregate_cost_quality, fold_cost_quality
 from zooter.eval.functional import (
     best_single_scores,
     candidate_means,
@@ -400,6 +400,10 @@ def _aggregate_costs(folds: list[dict[str, Any] | None]) -> dict[str, Any] | Non
         return None
     out = aggregate_cost_quality(folds, _mean_std)
     out.update(unit=folds[0]["unit"], source=folds[0]["source"], filled=sum(f["filled"] for f in folds))
+    for fold in folds:  # per fold, report.json keeps the numbers; the curves are averaged in `out`
+        for numbers in fold["methods"].values():
+            for key in CURVE_KEYS:
+                numbers.pop(key, None)
     return out
 
 

@@ -7,7 +7,7 @@ Bounded and on loopback only. Processes: one fake upstream per candidate of the 
 ``upstream`` mode: a Starlette app on uvicorn answering a chat completion at once, or after
 ``--upstream-delay-ms``, whose ``id`` is ``chatcmpl-<candidate>-<the request's user field>``); the
 gateway, ``zooter serve`` in a process of its own (``--log_level warning``: no access log); and the
-client, this process (asyncio, one ``httpx.AsyncClient``, a fixed number of requests sent by a fixed
+client, this process (asyncio, one ``aiohttp`` session, a fixed number of requests sent by a fixed
 number of workers). Per router (trained 2 steps by ``zooter fit``, as ``benchmarks/latency.py`` does):
 
 1. ``direct``: chat completions straight to the upstreams (round robin), at concurrency 1 and ``-c``;
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import benchutil
 import httpx
 import numpy as np
@@ -183,27 +185,29 @@ class Phase:
 
 async def run_phase(
     phase: Phase,
-    send: Callable[[httpx.AsyncClient, int], tuple[str, dict, str | None]],
+    send: Callable[[int], tuple[str, dict, str | None]],
     on_answer: Callable[[Phase], None] | None = None,
 ) -> Phase:
-    """``phase.requests`` requests by ``phase.concurrency`` workers; ``send(client, i)`` gives request i's
-    URL, body and the candidate expected to answer (``None``: read it from ``x-zooter-candidate``)."""
+    """``phase.requests`` requests by ``phase.concurrency`` workers; ``send(i)`` gives request i's URL, body
+    and the candidate expected to answer (``None``: read it from ``x-zooter-candidate``)."""
     counter = itertools.count()
     phase.load = benchutil.load_average()
-    limits = httpx.Limits(max_connections=phase.concurrency, max_keepalive_connections=phase.concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=phase.concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
 
         async def worker() -> None:
             while (i := next(counter)) < phase.requests:
-                url, body, expected = send(client, i)
+                url, body, expected = send(i)
                 start = time.perf_counter()
                 try:
-                    response = await client.post(url, json=body)
-                except httpx.TransportError as err:
+                    async with session.post(url, json=body) as response:
+                        headers = {k.lower(): v for k, v in response.headers.items()}
+                        reply = Reply(response.status, headers, await response.read())
+                except (aiohttp.ClientError, TimeoutError) as err:
                     phase.failed.append(f"request {i}: {type(err).__name__}: {err}")
                     continue
                 took = time.perf_counter() - start
-                check(phase, i, response, body, expected, took)
+                check(phase, i, reply, body, expected, took)
                 if on_answer is not None:
                     on_answer(phase)
 
@@ -213,12 +217,19 @@ async def run_phase(
     return phase
 
 
-def check(phase: Phase, i: int, response: httpx.Response, body: dict, expected: str | None, took: float) -> None:
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def check(phase: Phase, i: int, response: Reply, body: dict, expected: str | None, took: float) -> None:
     """Count a good answer (200, its own request's id) or record what is wrong with it."""
-    if response.status_code != 200:
-        phase.failed.append(f"request {i}: HTTP {response.status_code}: {response.text[:200]}")
+    if response.status != 200:
+        phase.failed.append(f"request {i}: HTTP {response.status}: {response.body[:200]!r}")
         return
-    answer = response.json()
+    answer = json.loads(response.body)
     if "queries" in body:  # /v1/route
         ok = len(answer["data"]) == 1
         candidate, response_id = answer["data"][0]["candidate"], f"{phase.name}-{i}"
@@ -245,20 +256,20 @@ async def router_phases(s: Stack, queries: list[str], n1: int, nc: int, c: int, 
     names = list(s.upstreams)
     gateway_v1 = f"{s.gateway}/v1"
 
-    def direct(tag: str) -> Callable[[httpx.AsyncClient, int], tuple[str, dict, str | None]]:
-        def send(client: httpx.AsyncClient, i: int) -> tuple[str, dict, str | None]:
+    def direct(tag: str) -> Callable[[int], tuple[str, dict, str | None]]:
+        def send(i: int) -> tuple[str, dict, str | None]:
             name = names[i % len(names)]
             return (*chat(s.upstreams[name][1], name, queries[i % len(queries)], f"{tag}-{i}"), name)
 
         return send
 
-    def routed(tag: str) -> Callable[[httpx.AsyncClient, int], tuple[str, dict, str | None]]:
-        def send(client: httpx.AsyncClient, i: int) -> tuple[str, dict, str | None]:
+    def routed(tag: str) -> Callable[[int], tuple[str, dict, str | None]]:
+        def send(i: int) -> tuple[str, dict, str | None]:
             return (*chat(gateway_v1, "zooter", queries[i % len(queries)], f"{tag}-{i}"), None)
 
         return send
 
-    def route(client: httpx.AsyncClient, i: int) -> tuple[str, dict, str | None]:
+    def route(i: int) -> tuple[str, dict, str | None]:
         return f"{gateway_v1}/route", {"queries": [queries[i % len(queries)]]}, None
 
     await run_phase(Phase("warmup", 4, warmup), routed("warmup"))
@@ -303,7 +314,7 @@ async def fault_phase(s: Stack, queries: list[str], n: int, c: int) -> Phase:
             s.upstreams[name][0].send_signal(signal.SIGKILL)
             killed.append(name)
 
-    def send(client: httpx.AsyncClient, i: int) -> tuple[str, dict, str | None]:
+    def send(i: int) -> tuple[str, dict, str | None]:
         return (*chat(f"{s.gateway}/v1", "zooter", queries[i % len(queries)], f"fault-{i}"), None)
 
     before = fallbacks_total(s.gateway)
@@ -429,7 +440,7 @@ def main() -> None:
         "gateway": f"`zooter serve --log_level warning --max_wait_ms {args.max_wait_ms:g} --num_threads "
         f"{args.num_threads}` (max_batch 32), upstreams with timeout_s 10, retries 1, backoff_s 0.05",
         "upstreams": f"a fake per candidate (this script, upstream mode), answers after {args.upstream_delay_ms:g} ms",
-        "client": "this process: asyncio workers sharing one httpx.AsyncClient, keep-alive connections",
+        "client": "this process: asyncio workers sharing one aiohttp session, keep-alive connections",
         "queries": "500 synthetic queries (zooter.table.synth, seed 123), in turn; 50 warm-up requests per router",
         "requests": f"{n1} at concurrency 1, {nc} at concurrency {args.concurrency}",
     }

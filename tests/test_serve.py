@@ -283,6 +283,17 @@ def test_batcher_batches_concurrent_requests_and_keeps_the_loop_free() -> None:
     assert [len(b) for b in batches] == [4, 4, 2]  # closed once >= 3 queries (a request is never split)
     assert [r.ravel().tolist() for r in results] == [[i, 10 + i] for i in range(5)]
 
+    async def lone_client() -> float:  # one request at a time: never waits for company
+        batcher = MicroBatcher(compute, max_batch=64, max_wait_s=5.0)
+        start = time.perf_counter()
+        for i in range(3):
+            await batcher.submit([str(i)])
+        await batcher.close()
+        return time.perf_counter() - start
+
+    batches.clear()
+    assert asyncio.run(lone_client()) < 2.0 and batches == [["0"], ["1"], ["2"]]
+
 
 # ------------------------------------------------------------------------------------ the gateway
 def test_routed_completions_go_where_router_route_sends_them(router, fake_server, fake) -> None:
@@ -543,7 +554,7 @@ def test_calibrations_are_routed_models(router, quickstart_run, fake_server, fak
 
 def test_serve_help_loads_nothing_heavy_and_a_missing_extra_says_what_to_install(tmp_path) -> None:
     script = "import sys; from zooter.cli import main\ntry: main({argv!r})\nexcept SystemExit as e: code = e.code\n"
-    script += "heavy = ('torch', 'starlette', 'uvicorn', 'httpx', 'transformers')\n"
+    script += "heavy = ('torch', 'starlette', 'uvicorn', 'aiohttp', 'transformers')\n"
     script += "print(code, [m for m in heavy if sys.modules.get(m) is not None])"
     done = subprocess_run(script.format(argv=["serve", "--help"]))
     assert done.stdout.splitlines()[-1] == "0 []" and "--upstreams UPSTREAMS" in done.stdout

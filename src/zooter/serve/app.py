@@ -10,6 +10,7 @@ answered 500 in the same shape.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -100,9 +101,8 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        async with httpx.AsyncClient(limits=limits) as client:
-            self.forwarder = Forwarder(self.upstreams, self.metrics, client)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            self.forwarder = Forwarder(self.upstreams, self.metrics, session)
             loading = asyncio.get_running_loop().create_task(self._load())
             try:
                 yield
@@ -191,8 +191,8 @@ class Gateway:
         self.metrics.completions.labels(answer.candidate, how).inc()
         probability = None if probabilities is None else probabilities[answer.candidate]
         headers = _headers(answer, probability)
-        if chat.stream and answer.response.is_success:
-            media_type = answer.response.headers.get("content-type", "text/event-stream")
+        if answer.body is None:  # a streamed 2xx
+            media_type = answer.content_type or "text/event-stream"
             return StreamingResponse(self.forwarder.relay(answer), headers=headers, media_type=media_type)
         info = {
             "candidate": answer.candidate,
@@ -248,16 +248,15 @@ def _headers(answer: Answer, probability: float | None) -> dict[str, str]:
 
 def _answer(answer: Answer, info: dict[str, Any], headers: dict[str, str]) -> Response:
     """The upstream's answer; a JSON object 2xx gains the ``zooter`` field (OpenAI clients ignore it)."""
-    response = answer.response
-    media_type = response.headers.get("content-type")
-    if response.is_success and media_type is not None and media_type.startswith("application/json"):
+    media_type, content = answer.content_type, answer.body or b""
+    if answer.is_success and media_type is not None and media_type.startswith("application/json"):
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:  # not JSON after all: handed on as it came
             body = None
         if isinstance(body, dict):
-            return JSONResponse({**body, "zooter": info}, status_code=response.status_code, headers=headers)
-    return Response(response.content, status_code=response.status_code, headers=headers, media_type=media_type)
+            return JSONResponse({**body, "zooter": info}, status_code=answer.status, headers=headers)
+    return Response(content, status_code=answer.status, headers=headers, media_type=media_type)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

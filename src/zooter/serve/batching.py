@@ -1,12 +1,16 @@
 """Micro-batching: the queries of requests that arrive together go through the router in one call.
 
 One :class:`MicroBatcher` per process owns the model. Requests :meth:`~MicroBatcher.submit` their
-queries and await their rows of probabilities; a single worker task takes the first waiting request,
-adds every request that arrives within ``max_wait_s`` of it (or is already waiting) until the batch
-holds ``max_batch`` queries (the last request added may take it past that; it is never split), and
+queries and await their rows of probabilities; a single worker task takes every waiting request, up
+to ``max_batch`` queries (the last request taken may go past that; a request is never split), and
 runs ``compute`` on one worker thread, off the event loop, so the server keeps accepting, streaming
 and answering ``/health`` while the model runs. Requests that arrive while the model runs wait for
-the next batch, so under load batches fill without waiting; ``max_wait_s = 0`` never waits.
+the next batch, so under load batches fill by themselves.
+
+Before it runs a batch that is not full, the worker waits for more requests, up to ``max_wait_s``
+after its first request arrived, but only when requests come concurrently: when more than one is
+already waiting, or the previous batch held more than one. A lone client (one request at a time)
+never waits, so the wait costs nothing at low load; ``max_wait_s = 0`` never waits.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class MicroBatcher:
         self.compute, self.max_batch, self.max_wait_s, self.on_batch = compute, max_batch, max_wait_s, on_batch
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zooter-router")
         self._pending: list[_Pending] = []
+        self._last_requests = 0  # requests in the previous batch
         self._arrival = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -77,16 +82,18 @@ class MicroBatcher:
         while not self._pending:
             self._arrival.clear()
             await self._arrival.wait()
-        deadline = self._pending[0].arrived + self.max_wait_s
-        while self._size() < self.max_batch and (remaining := deadline - time.perf_counter()) > 0:
-            self._arrival.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrival.wait(), remaining)
+        if len(self._pending) > 1 or self._last_requests > 1:  # concurrent demand: worth waiting for
+            deadline = self._pending[0].arrived + self.max_wait_s
+            while self._size() < self.max_batch and (remaining := deadline - time.perf_counter()) > 0:
+                self._arrival.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._arrival.wait(), remaining)
         taken, size = 0, 0
         while taken < len(self._pending) and size < self.max_batch:
             size += len(self._pending[taken].queries)
             taken += 1
         batch, self._pending = self._pending[:taken], self._pending[taken:]
+        self._last_requests = len(batch)
         return batch
 
     async def _run(self) -> None:

@@ -26,7 +26,7 @@ from zooter.serve.upstreams import load_upstreams
 if TYPE_CHECKING:
     from zooter.calibration import Calibration
 
-EXTRA_MODULES = ("starlette", "uvicorn", "httpx", "prometheus_client")
+EXTRA_MODULES = ("starlette", "uvicorn", "aiohttp", "prometheus_client")
 
 
 def require_serve_extra() -> None:

@@ -29,7 +29,15 @@ from starlette.routing import Route
 from zooter.serve.batching import MicroBatcher
 from zooter.serve.forward import Answer, Forwarder
 from zooter.serve.metrics import Metrics
-from zooter.serve.protocol import ApiError, chat_request, json_object, last_user_text, models_list, route_request
+from zooter.serve.protocol import (
+    ApiError,
+    ChatRequest,
+    chat_request,
+    json_object,
+    last_user_text,
+    models_list,
+    route_request,
+)
 from zooter.serve.protocol import unknown_model as unknown_model_error
 from zooter.serve.rules import ROUTED, Decider, Rule, is_routed, parse_rule
 from zooter.serve.upstreams import Upstream, check_candidates, prices
@@ -173,18 +181,7 @@ class Gateway:
     async def chat(self, request: Request) -> Response:
         """``POST /v1/chat/completions``: routed (``zooter[:rule]``) or by candidate name."""
         chat = chat_request(json_object(await request.body()))
-        probabilities: dict[str, float] | None = None
-        fallback = False
-        if is_routed(chat.model):
-            decider, rule = self._routing(chat.model)
-            probs = (await self._probabilities([last_user_text(chat.body["messages"])]))[0]
-            choice, below = decider.decide(probs[None], rule)
-            order = decider.fallback_order(probs, int(choice[0]))
-            probabilities, fallback = dict(zip(decider.candidates, map(float, probs), strict=True)), bool(below[0])
-        elif chat.model in self.upstreams:
-            order = [chat.model]
-        else:
-            raise unknown_model_error(chat.model, [ROUTED, *self.upstreams])
+        order, probabilities, fallback = await self._candidates(chat)
         assert self.forwarder is not None, "the lifespan starts the forwarder"
         answer = await self.forwarder.send(order, chat.body, chat.stream)
         how = "direct" if probabilities is None else "fallback" if answer.failures else "routed"
@@ -205,6 +202,19 @@ class Gateway:
         return _answer(answer, info, headers)
 
     # ------------------------------------------------------------------------------------------- helpers
+    async def _candidates(self, chat: ChatRequest) -> tuple[list[str], dict[str, float] | None, bool]:
+        """The candidates to try, in order; the router's probabilities (None for a candidate named
+        directly); and whether the threshold sent the query to the best single model."""
+        if chat.model in self.upstreams:  # never "zooter..." (the upstreams file refuses those names)
+            return [chat.model], None, False
+        if not is_routed(chat.model):
+            raise unknown_model_error(chat.model, [ROUTED, *self.upstreams])
+        decider, rule = self._routing(chat.model)
+        probs = (await self._probabilities([last_user_text(chat.body["messages"])]))[0]
+        choice, below = decider.decide(probs[None], rule)
+        probabilities = dict(zip(decider.candidates, map(float, probs), strict=True))
+        return decider.fallback_order(probs, int(choice[0])), probabilities, bool(below[0])
+
     def _routing(self, model: str) -> tuple[Decider, Rule]:
         if self.decider is None or self.loaded is None:
             state = f"failed to load ({self.load_error})" if self.load_error else "is still loading"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import debug_args, write_rows
+from conftest import REPO, debug_args, write_rows
 from helpers import run_zooter
 from zooter.cli import main
 from zooter.eval.functional import candidate_means
@@ -108,10 +108,14 @@ def test_report_refuses_runs_on_different_splits(tmp_path):
 def test_cv_runs_every_fold_reports_and_resumes(tmp_path, capsys):
     args = debug_args(tmp_path)
     cv = ["cv", "--folds", "2", "--name", "qs", "--report.out", str(tmp_path / "report"),
-          "--report.knn_encoder", "null", "--"]  # fmt: skip
+          "--report.knn_encoder", "null", "--report.costs", str(REPO / "configs/costs/synth.yaml"), "--"]  # fmt: skip
     main([*cv, *args])
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["folds"] == [0, 1] and len(report["methods"]["qs"]["routed_score"]["folds"]) == 2
+    cost = report["cost_quality"]["methods"]["qs"]  # the cost section over both folds
+    assert (
+        len(cost["aiq"]["folds"]) == 2 and cost["quality"]["folds"] == report["methods"]["qs"]["routed_score"]["folds"]
+    )
     capsys.readouterr()
     main([*cv, *args])
     assert capsys.readouterr().out.count("already done") == 2

@@ -114,6 +114,29 @@ def test_hf_backend_end_to_end(tmp_path: Path, tiny_lms: tuple[Path, Path], monk
     assert "0 generated, 12 reused" in capsys.readouterr().out
 
 
+def test_a_candidate_chat_template_formats_a_model_without_one(tmp_path: Path, tiny_lms, monkeypatch) -> None:
+    template = tmp_path / "inst.jinja"
+    template.write_text("{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}")
+    rows = queries(3)
+    plain = {"name": "plain", "model": str(tiny_lms[1]), "temperature": 0.0}
+    prompts: list[str] = []
+    original = generate.chat_prompt
+    monkeypatch.setattr(generate, "chat_prompt", lambda tok, q: prompts.append(original(tok, q)[0]) or original(tok, q))
+    specs = []
+    for name, candidate in (("raw", plain), ("templated", {**plain, "chat_template": str(template)})):
+        config = write_config(
+            tmp_path / f"{name}.yaml",
+            queries=str(write_rows(tmp_path / "queries.jsonl", rows)),
+            out=str(tmp_path / f"{name}.jsonl"),
+            candidates=[candidate],
+        )
+        zooter(["generate", "--config", str(config), "--max_new_tokens", "4"])
+        specs.append(read_jsonl(tmp_path / f"{name}.journal.jsonl")[0]["spec"])
+    assert sorted(prompts[:3]) == sorted(r["query"] for r in rows)  # no template of its own: the raw query
+    assert sorted(prompts[3:]) == sorted(f"[INST] {r['query']} [/INST]" for r in rows)
+    assert specs[0] != specs[1]  # the template is part of what decides the responses
+
+
 def journal_lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.is_file() else 0
 
@@ -358,6 +381,14 @@ def test_changed_and_added_candidates_generate_only_their_units(tmp_path: Path, 
             "candidates[0] ('a'): field 'api_key_env': the environment variable 'ZOOTER_NO_KEY' is not set",
         ),
         ([{"name": "a", "model": "m", "top_p": 0.0}], "candidates[0] ('a'): field 'top_p'"),
+        (
+            [{"name": "a", "model": "m", "chat_template": "/no/such/template.jinja"}],
+            "candidates[0] ('a'): field 'chat_template': no such file '/no/such/template.jinja'",
+        ),
+        (
+            [{"name": "a", "model": "m", "backend": "openai", "base_url": "http://x/v1", "chat_template": "t.jinja"}],
+            "candidates[0] ('a'): field 'chat_template': only for hf candidates",
+        ),
     ],
 )
 def test_config_errors_name_the_field(tmp_path: Path, monkeypatch, candidates: list[dict], expected: str) -> None:

@@ -110,6 +110,9 @@ class Candidate:
         top_p: this candidate's nucleus sampling threshold (default: the top-level ``top_p``).
         max_new_tokens: this candidate's response length limit in tokens (default: the top-level one).
         seed: this candidate's sampling seed (default: the top-level ``seed``).
+        chat_template: ``hf`` only, optional: a Jinja chat-template file for a model whose tokenizer has
+            none (or the wrong one), e.g. Vicuna's or Alpaca's prompt format; it replaces the tokenizer's
+            own. (``openai``: the server applies its template, e.g. vLLM's ``--chat-template``.)
     """
 
     name: str
@@ -121,6 +124,11 @@ class Candidate:
     top_p: float | None = None
     max_new_tokens: int | None = None
     seed: int | None = None
+    chat_template: str | None = None
+
+    def template_text(self) -> str | None:
+        """The chat template file's text (None: the tokenizer's own)."""
+        return None if self.chat_template is None else Path(self.chat_template).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,14 @@ class GenerateConfig:
                 for key in ("base_url", "api_key_env"):
                     if getattr(candidate, key):
                         raise GenerateError(f"{where}: field {key!r}: only for openai candidates")
+            if candidate.chat_template is not None:
+                if candidate.backend != "hf":
+                    raise GenerateError(
+                        f"{where}: field 'chat_template': only for hf candidates (an openai server applies its own "
+                        "template, e.g. vLLM's --chat-template)"
+                    )
+                if not Path(candidate.chat_template).is_file():
+                    raise GenerateError(f"{where}: field 'chat_template': no such file {candidate.chat_template!r}")
             sampling = self.sampling(candidate)
             if sampling.temperature < 0:
                 raise GenerateError(f"{where}: field 'temperature': expected >= 0, got {sampling.temperature}")
@@ -243,6 +259,9 @@ def candidate_spec(candidate: Candidate, sampling: Sampling) -> str:
     """A short hash of everything that decides a candidate's responses (not its name or API key)."""
     base_url = candidate.base_url.rstrip("/") if candidate.base_url else None
     payload = {"backend": candidate.backend, "model": candidate.model, "base_url": base_url, **asdict(sampling)}
+    template = candidate.template_text()
+    if template is not None:  # a template changes the prompts, so the responses (absent: the spec as before)
+        payload["chat_template"] = hashlib.sha256(template.encode()).hexdigest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -329,6 +348,9 @@ def _load_hf(candidate: Candidate) -> tuple[Any, Any]:
             f"candidate {candidate.name!r}: the tokenizer of {candidate.model!r} has neither a pad nor an "
             "eos token to pad batches with"
         )
+    template = candidate.template_text()
+    if template is not None:
+        tokenizer.chat_template = template
     return tokenizer, model
 
 

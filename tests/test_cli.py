@@ -16,8 +16,9 @@ from zooter.cli import main
 from zooter.table.synth import SynthConfig, generate
 
 # LightningCLI configs (fit/test/predict); configs/generate/ holds `zooter generate` configs, parsed below;
-# configs/costs/ holds candidate cost files, loaded by tests/test_cost_quality.py
-CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if not {"generate", "costs"} & set(p.parts))
+# configs/costs/ holds candidate cost files, loaded by tests/test_cost_quality.py; configs/serve/ the gateway's
+# upstream files, loaded by tests/test_serve.py
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if not {"generate", "costs", "serve"} & set(p.parts))
 GENERATE_CONFIGS = sorted((REPO / "configs/generate").glob("*.yaml"))
 
 

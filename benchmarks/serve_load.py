@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import benchutil
@@ -47,6 +48,9 @@ import httpx
 import numpy as np
 import yaml
 from latency import ENCODERS, fit_router
+
+if TYPE_CHECKING:
+    from zooter.inference import Router
 
 REPO = benchutil.REPO
 TARGET_ADDED_P50_MS = 10.0  # tiny router, concurrency 1
@@ -348,7 +352,7 @@ def table(results: dict[str, list[Phase]]) -> list[str]:
     return lines
 
 
-def targets(results: dict[str, list[Phase]]) -> list[str]:
+def targets(results: dict[str, list[Phase]], alone: dict[str, float]) -> list[str]:
     lines = []
     tiny = {(p.name, p.concurrency): p for p in results.get("tiny-deberta", [])}
     if ("gateway", 1) in tiny:
@@ -363,12 +367,32 @@ def targets(results: dict[str, list[Phase]]) -> list[str]:
         met = "met" if qps >= TARGET_ROUTE_QPS else "missed"
         lines.append(
             f"- /v1/route, MiniLM, concurrency {route[0].concurrency}: {qps:.0f} queries/s "
-            f"(target >= {TARGET_ROUTE_QPS:g}: {met})"
+            f"(target >= {TARGET_ROUTE_QPS:g}: {met}; the MiniLM router alone, in the client's process before "
+            f"the run: {alone.get('minilm', float('nan')):.0f} queries/s)"
         )
+    for encoder, phases in results.items():
+        for p in phases:
+            if p.name == "fault":
+                lines.append(
+                    f"- fault run, {encoder}: {p.fell_back} answers fell back, {len(p.failed)} failed client calls, "
+                    f"{p.lost} lost, {p.duplicated} duplicated"
+                )
     return lines
 
 
-def report(info: dict[str, str], settings: dict[str, object], results: dict[str, list[Phase]]) -> str:
+def router_alone(router: Router, queries: list[str], passes: int = 3) -> float:
+    """Queries/s of ``Router.probabilities`` in this process, batches of 32 (the gateway's ceiling)."""
+    router.probabilities(queries[:32])
+    start = time.perf_counter()
+    for _ in range(passes):
+        for i in range(0, 320, 32):
+            router.probabilities(queries[i : i + 32])
+    return passes * 320 / (time.perf_counter() - start)
+
+
+def report(
+    info: dict[str, str], settings: dict[str, object], results: dict[str, list[Phase]], alone: dict[str, float]
+) -> str:
     lines = [
         "# `zooter serve` under load",
         "",
@@ -387,12 +411,17 @@ def report(info: dict[str, str], settings: dict[str, object], results: dict[str,
         "",
         "## Targets (2 CPU cores)",
         "",
-        *targets(results),
+        *targets(results, alone),
         "",
         "## Notes",
         "",
     ]
     lines += [f"- {encoder} {p.name}: {p.note}" for encoder, phases in results.items() for p in phases if p.note]
+    lines += [
+        f"- {encoder} alone: `Router.probabilities` in the client's process before the run, batches of 32, "
+        f"{rate:.0f} queries/s (the most /v1/route could reach with nothing else running)"
+        for encoder, rate in alone.items()
+    ]
     failures = [f"- {encoder} {p.name}: {f}" for encoder, phases in results.items() for p in phases for f in p.failed]
     lines += ["", "## Failed client calls", "", *(failures[:20] or ["None."])]
     return "\n".join(lines)
@@ -423,12 +452,14 @@ def main() -> None:
 
     queries = generate(SynthConfig(num_queries=500, seed=123)).queries
     results: dict[str, list[Phase]] = {}
+    alone: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="zooter-bench-serve-") as tmp:
         work = Path(tmp)
         for encoder in args.encoders:
             ckpt = fit_router(encoder, work)
-            candidates = Router.from_checkpoint(ckpt).candidates
-            with stack(ckpt, candidates, work, args) as s:
+            router = Router.from_checkpoint(ckpt, batch_size=32, num_threads=args.num_threads)
+            alone[encoder] = router_alone(router, queries)
+            with stack(ckpt, router.candidates, work, args) as s:
                 phases = asyncio.run(router_phases(s, queries, n1, nc, args.concurrency, warmup=50))
                 phases.append(asyncio.run(fault_phase(s, queries, nc, args.concurrency)))
             results[encoder] = phases
@@ -444,7 +475,7 @@ def main() -> None:
         "queries": "500 synthetic queries (zooter.table.synth, seed 123), in turn; 50 warm-up requests per router",
         "requests": f"{n1} at concurrency 1, {nc} at concurrency {args.concurrency}",
     }
-    benchutil.write_result(args.out, report(info, settings, results))
+    benchutil.write_result(args.out, report(info, settings, results, alone))
 
 
 if __name__ == "__main__":

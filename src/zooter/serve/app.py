@@ -37,8 +37,8 @@ from zooter.serve.protocol import (
     last_user_text,
     models_list,
     route_request,
+    unknown_model,
 )
-from zooter.serve.protocol import unknown_model as unknown_model_error
 from zooter.serve.rules import ROUTED, Decider, Rule, is_routed, parse_rule
 from zooter.serve.upstreams import Upstream, check_candidates, prices
 
@@ -208,7 +208,7 @@ class Gateway:
         if chat.model in self.upstreams:  # never "zooter..." (the upstreams file refuses those names)
             return [chat.model], None, False
         if not is_routed(chat.model):
-            raise unknown_model_error(chat.model, [ROUTED, *self.upstreams])
+            raise unknown_model(chat.model, [ROUTED, *self.upstreams])
         decider, rule = self._routing(chat.model)
         probs = (await self._probabilities([last_user_text(chat.body["messages"])]))[0]
         choice, below = decider.decide(probs[None], rule)

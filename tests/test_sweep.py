@@ -13,7 +13,7 @@ import yaml
 from conftest import DEBUG, REPO
 from helpers import run_zooter
 from zooter.cli import main
-from zooter.runs.sweep import RECORDED_SECONDS_PER_POINT, Sweep, point_args, point_id
+from zooter.runs.sweep import RECORDED_SECONDS_PER_POINT, Sweep, aggregate, point_args, point_id, validation_score
 
 SWEEPS = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))
 # appended to every point's arguments, after the swept ones: it must not set a swept parameter
@@ -91,6 +91,37 @@ def test_offline_sweep_runs_resumes_and_aggregates(tmp_path, capsys, monkeypatch
     printed = capsys.readouterr().out
     assert printed.count("already done") == 3
     assert f"{broken.name} fit" in printed and json.loads((out / "aggregate.json").read_text())["done"] == 4
+
+
+def test_aggregate_marks_the_setting_chosen_on_validation_by_hand(tmp_path):
+    # β 0: val best epochs 0.5 and 0.7 (mean 0.6), test 0.40 / 0.42; β 1: val 0.55 and 0.55, test 0.50 / 0.52.
+    # Validation picks β 0 although its test score is lower: the table shows both, the choice is validation's.
+    sweep = Sweep("s", "grid", "val/routed_score", [], {"data.beta": {"values": [0.0, 1.0]}})
+    jobs = []
+    for k, (beta, seed, vals, test) in enumerate(
+        [
+            (0.0, 0, [0.3, 0.5], 0.40),
+            (0.0, 1, [0.7, 0.6], 0.42),
+            (1.0, 0, [0.55, ""], 0.50),
+            (1.0, 1, [0.5, 0.55], 0.52),
+        ]
+    ):
+        pid = f"p{k}"
+        (tmp_path / pid / "fit").mkdir(parents=True)
+        (tmp_path / pid / "test").mkdir()
+        lines = ["epoch,train/loss,val/routed_score", *(f"{e},0.1,{v}" for e, v in enumerate(vals))]
+        (tmp_path / pid / "fit" / "metrics.csv").write_text("\n".join(lines) + "\n")
+        (tmp_path / pid / "test" / "test_metrics.json").write_text(json.dumps({"test/routed_score": test}))
+        jobs.append((pid, {"data.beta": beta, "seed_everything": seed}))
+    assert validation_score(tmp_path / "p1", "val/routed_score", "maximize") == 0.7
+    assert validation_score(tmp_path / "p1", "val/routed_score", "minimize") == 0.6
+    assert validation_score(tmp_path / "p1", "val/kl", "maximize") is None
+    aggregate(sweep, tmp_path, jobs)
+    result = json.loads((tmp_path / "aggregate.json").read_text())
+    assert [row["validation"]["mean"] for row in result["rows"]] == pytest.approx([0.6, 0.55])
+    assert result["chosen_row"] == 0 and result["rows"][1]["test/routed_score"]["mean"] == pytest.approx(0.51)
+    assert "0.6000 ± 0.1414 ★" in (tmp_path / "aggregate.md").read_text()
+    assert "chosen on validation" in (tmp_path / "aggregate.md").read_text()
 
 
 def test_sweep_files_exist():

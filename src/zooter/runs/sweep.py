@@ -16,6 +16,7 @@ has run, from the recorded β sweep (:data:`RECORDED_SECONDS_PER_POINT`).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import itertools
 import json
@@ -57,6 +58,7 @@ class Sweep:
     base_args: list[str]
     parameters: dict[str, dict[str, Any]]
     run_cap: int | None = None
+    goal: str = "maximize"  # of ``metric``: the setting chosen on validation is its best mean over seeds
 
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
@@ -78,6 +80,7 @@ class Sweep:
             name=spec.get("name", path.stem),
             method=spec["method"],
             metric=(spec.get("metric") or {}).get("name", "val/routed_score"),
+            goal=(spec.get("metric") or {}).get("goal", "maximize"),
             base_args=base,
             parameters=spec["parameters"],
             run_cap=spec.get("run_cap"),
@@ -256,14 +259,22 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
     """Mean ± std over seeds of the test metrics per setting of the other parameters."""
     swept = [name for name in sweep.parameters if name != SEED_KEY and len(_values_of(jobs, name)) > 1]
     groups: dict[tuple, list[dict[str, float]]] = defaultdict(list)
+    pids: dict[tuple, list[str]] = defaultdict(list)
     for pid, point in jobs:
         metrics_path = out / pid / "test" / "test_metrics.json"
         if metrics_path.is_file():
             groups[tuple(point.get(name) for name in swept)].append(json.loads(metrics_path.read_text()))
+            pids[tuple(point.get(name) for name in swept)].append(pid)
     rows = []
     for key, runs in sorted(groups.items(), key=lambda item: [str(v) for v in item[0]]):
         row: dict[str, Any] = dict(zip(swept, key, strict=True))
         row["seeds"] = len(runs)
+        chosen_by = [v for pid in pids[key] if (v := validation_score(out / pid, sweep.metric, sweep.goal)) is not None]
+        if chosen_by:
+            row["validation"] = {
+                "mean": float(np.mean(chosen_by)),
+                "std": float(np.std(chosen_by, ddof=1)) if len(chosen_by) > 1 else 0.0,
+            }
         for metric in (*METRICS, "test/best_single_score", "test/oracle_score"):
             values = np.array([r[metric] for r in runs if metric in r], dtype=float)
             if len(values):
@@ -274,8 +285,11 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
         rows.append(row)
     if "data.train_judge" in swept:
         _add_reward_model_ranking(rows, out, jobs)
+    scored = [i for i, row in enumerate(rows) if "validation" in row]
+    sign = 1 if sweep.goal == "maximize" else -1
+    chosen = max(scored, key=lambda i: sign * rows[i]["validation"]["mean"]) if scored else None
     result = {"sweep": sweep.name, "swept": swept, "points": len(jobs), "done": sum(len(r) for r in groups.values()),
-              "rows": rows}  # fmt: skip
+              "metric": sweep.metric, "goal": sweep.goal, "chosen_row": chosen, "rows": rows}  # fmt: skip
     write_text_atomic(out / "aggregate.json", json.dumps(result, indent=2) + "\n")
     write_text_atomic(out / "aggregate.md", _markdown(result))
     if rows and swept:
@@ -283,6 +297,19 @@ def aggregate(sweep: Sweep, out: Path, jobs: list[tuple[str, dict[str, Any]]]) -
     print(_markdown(result))
     print(f"zooter sweep: {result['done']}/{len(jobs)} points done; aggregate in {out / 'aggregate.md'}")
     return out
+
+
+def validation_score(point_dir: Path, metric: str, goal: str) -> float | None:
+    """The best value of ``metric`` over the point's fit epochs (its ``metrics.csv``): what the best
+    checkpoint was chosen by; None when the fit logged no such column."""
+    path = point_dir / "fit" / "metrics.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as handle:
+        values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
+    if not values:
+        return None
+    return max(values) if goal == "maximize" else min(values)
 
 
 def _add_reward_model_ranking(rows: list[dict[str, Any]], out: Path, jobs: list[tuple[str, dict[str, Any]]]) -> None:
@@ -311,13 +338,23 @@ def _values_of(jobs: list[tuple[str, dict[str, Any]]], name: str) -> list[Any]:
 
 def _markdown(result: dict[str, Any]) -> str:
     metrics = [*METRICS, "test/best_single_score", "test/oracle_score"]
+    chosen, metric = result.get("chosen_row"), result.get("metric", "val/routed_score")
     lines = [f"# Sweep `{result['sweep']}`: mean ± std over seeds ({result['done']}/{result['points']} points done)",
-             "", "| " + " | ".join([*result["swept"], "seeds", *metrics]) + " |",
-             "|" + "---|" * len(result["swept"]) + "---:|" * (1 + len(metrics))]  # fmt: skip
-    for row in result["rows"]:
+             "", "| " + " | ".join([*result["swept"], "seeds", f"{metric} (best epoch)", *metrics]) + " |",
+             "|" + "---|" * len(result["swept"]) + "---:|" * (2 + len(metrics))]  # fmt: skip
+    for index, row in enumerate(result["rows"]):
         cells = [str(row[name]) for name in result["swept"]] + [str(row["seeds"])]
+        stat = row.get("validation")
+        cells.append(
+            "n/a" if stat is None else f"{stat['mean']:.4f} ± {stat['std']:.4f}" + (" ★" if index == chosen else "")
+        )
         cells += [f"{row[m]['mean']:.4f} ± {row[m]['std']:.4f}" if m in row else "n/a" for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
+    if chosen is not None:
+        setting = ", ".join(f"{name}={result['rows'][chosen][name]}" for name in result["swept"]) or "the only setting"
+        lines += ["", f"★ chosen on validation ({result.get('goal', 'maximize')} the mean of {metric} over seeds, "
+                  f"each seed's best epoch, the one its best checkpoint was kept for): {setting}. The test columns "
+                  "report every setting, the unfavourable ones too."]  # fmt: skip
     if any("rmr_score" in row for row in result["rows"]):
         lines += [
             "",

@@ -1,7 +1,7 @@
 """Load on ``zooter serve``: requests/s, and the latency the gateway adds over calling an upstream directly.
 
-    python benchmarks/serve_load.py            # tiny-deberta and MiniLM routers; about 3-4 minutes on 2 cores
-    python benchmarks/serve_load.py --quick    # fewer requests: a smoke run
+    python benchmarks/serve_load.py --num-threads 1 2   # tiny-deberta and MiniLM, 1 and 2 router threads; ~4 min
+    python benchmarks/serve_load.py --quick               # fewer requests, 1 thread: a smoke run
 
 Bounded and on loopback only. Processes: one fake upstream per candidate of the router (this script in
 ``upstream`` mode: a Starlette app on uvicorn answering a chat completion at once, or after
@@ -128,7 +128,7 @@ class Stack:
 
 
 @contextmanager
-def stack(ckpt: Path, candidates: list[str], work: Path, args: argparse.Namespace) -> Iterator[Stack]:
+def stack(ckpt: Path, candidates: list[str], work: Path, args: argparse.Namespace, threads: int) -> Iterator[Stack]:
     """Start one fake upstream per candidate and ``zooter serve`` over them; stop them all at the end."""
     processes: list[subprocess.Popen] = []
     try:
@@ -145,7 +145,7 @@ def stack(ckpt: Path, candidates: list[str], work: Path, args: argparse.Namespac
         port = free_port()
         command = [sys.executable, "-m", "zooter", "serve", "--ckpt_path", str(ckpt), "--port", str(port),
                    "--upstreams", str(work / "upstreams.yaml"), "--log_level", "warning",
-                   "--max_wait_ms", str(args.max_wait_ms), "--num_threads", str(args.num_threads)]  # fmt: skip
+                   "--max_wait_ms", str(args.max_wait_ms), "--num_threads", str(threads)]  # fmt: skip
         processes.append(subprocess.Popen(command, cwd=REPO))
         gateway = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers(f"{gateway}/health"), processes[-1], "zooter serve")
@@ -353,30 +353,32 @@ def table(results: dict[str, list[Phase]]) -> list[str]:
 
 
 def targets(results: dict[str, list[Phase]], alone: dict[str, float]) -> list[str]:
+    """The targets, per router run (``results`` keyed ``"<encoder>, <n> thread(s)"``), and the fault runs."""
     lines = []
-    tiny = {(p.name, p.concurrency): p for p in results.get("tiny-deberta", [])}
-    if ("gateway", 1) in tiny:
-        added = tiny[("gateway", 1)].ms(50) - tiny[("direct", 1)].ms(50)
-        met = "met" if added < TARGET_ADDED_P50_MS else "missed"
-        lines.append(
-            f"- added p50, tiny router, concurrency 1: {added:.1f} ms (target < {TARGET_ADDED_P50_MS:g}: {met})"
-        )
-    route = [p for p in results.get("minilm", []) if p.name == "route"]
-    if route:
-        qps = len(route[0].latencies) / route[0].seconds
-        met = "met" if qps >= TARGET_ROUTE_QPS else "missed"
-        lines.append(
-            f"- /v1/route, MiniLM, concurrency {route[0].concurrency}: {qps:.0f} queries/s "
-            f"(target >= {TARGET_ROUTE_QPS:g}: {met}; the MiniLM router alone, in the client's process before "
-            f"the run: {alone.get('minilm', float('nan')):.0f} queries/s)"
-        )
-    for encoder, phases in results.items():
-        for p in phases:
-            if p.name == "fault":
-                lines.append(
-                    f"- fault run, {encoder}: {p.fell_back} answers fell back, {len(p.failed)} failed client calls, "
-                    f"{p.lost} lost, {p.duplicated} duplicated"
-                )
+    for label, phases in results.items():
+        by = {(p.name, p.concurrency): p for p in phases}
+        if label.startswith("tiny-deberta") and ("gateway", 1) in by:
+            added = by[("gateway", 1)].ms(50) - by[("direct", 1)].ms(50)
+            met = "met" if added < TARGET_ADDED_P50_MS else "missed"
+            lines.append(
+                f"- added p50, {label}, concurrency 1: {added:.1f} ms (target < {TARGET_ADDED_P50_MS:g}: {met})"
+            )
+        route = [p for p in phases if p.name == "route"]
+        if label.startswith("minilm") and route:
+            qps = len(route[0].latencies) / route[0].seconds
+            met = "met" if qps >= TARGET_ROUTE_QPS else "missed"
+            lines.append(
+                f"- /v1/route, {label}, concurrency {route[0].concurrency}: {qps:.0f} queries/s "
+                f"(target >= {TARGET_ROUTE_QPS:g}: {met}; the router alone, in the client's process before the run: "
+                f"{alone[label]:.0f} queries/s)"
+            )
+    for label, phases in results.items():
+        lines += [
+            f"- fault run, {label}: {p.fell_back} answers fell back, {len(p.failed)} failed client calls, "
+            f"{p.lost} lost, {p.duplicated} duplicated"
+            for p in phases
+            if p.name == "fault"
+        ]
     return lines
 
 
@@ -418,9 +420,9 @@ def report(
     ]
     lines += [f"- {encoder} {p.name}: {p.note}" for encoder, phases in results.items() for p in phases if p.note]
     lines += [
-        f"- {encoder} alone: `Router.probabilities` in the client's process before the run, batches of 32, "
+        f"- {label} alone: `Router.probabilities` in the client's process before the run, batches of 32, "
         f"{rate:.0f} queries/s (the most /v1/route could reach with nothing else running)"
-        for encoder, rate in alone.items()
+        for label, rate in alone.items()
     ]
     failures = [f"- {encoder} {p.name}: {f}" for encoder, phases in results.items() for p in phases for f in p.failed]
     lines += ["", "## Failed client calls", "", *(failures[:20] or ["None."])]
@@ -438,7 +440,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=None, help="requests at concurrency -c (default 1000)")
     parser.add_argument("--upstream-delay-ms", type=float, default=0.0, help="the fake upstreams' answer time")
     parser.add_argument("--max-wait-ms", type=float, default=2.0, help="zooter serve --max_wait_ms")
-    parser.add_argument("--num-threads", type=int, default=1, help="zooter serve --num_threads")
+    parser.add_argument(
+        "--num-threads", type=int, nargs="+", default=[1], help="zooter serve --num_threads: one run per value"
+    )
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
     parser.add_argument("--out", type=Path, default=benchutil.RESULTS / "serve_load.md")
     args = parser.parse_args()
@@ -457,19 +461,21 @@ def main() -> None:
         work = Path(tmp)
         for encoder in args.encoders:
             ckpt = fit_router(encoder, work)
-            router = Router.from_checkpoint(ckpt, batch_size=32, num_threads=args.num_threads)
-            alone[encoder] = router_alone(router, queries)
-            with stack(ckpt, router.candidates, work, args) as s:
-                phases = asyncio.run(router_phases(s, queries, n1, nc, args.concurrency, warmup=50))
-                phases.append(asyncio.run(fault_phase(s, queries, nc, args.concurrency)))
-            results[encoder] = phases
-            for line in table({encoder: phases})[2:]:
-                print(line, flush=True)
+            for threads in args.num_threads:
+                label = f"{encoder}, {threads} thread{'s' if threads > 1 else ''}"
+                router = Router.from_checkpoint(ckpt, batch_size=32, num_threads=threads)
+                alone[label] = router_alone(router, queries)
+                with stack(ckpt, router.candidates, work, args, threads) as s:
+                    phases = asyncio.run(router_phases(s, queries, n1, nc, args.concurrency, warmup=50))
+                    phases.append(asyncio.run(fault_phase(s, queries, nc, args.concurrency)))
+                results[label] = phases
+                for line in table({label: phases})[2:]:
+                    print(line, flush=True)
     settings = {
         "routers": "trained 2 steps by `zooter fit` (benchmarks/latency.py's fit_router): tiny-deberta "
         "(configs/quickstart.yaml) and MiniLM (configs/model/minilm.yaml, --data.encoder minilm); CPU",
-        "gateway": f"`zooter serve --log_level warning --max_wait_ms {args.max_wait_ms:g} --num_threads "
-        f"{args.num_threads}` (max_batch 32), upstreams with timeout_s 10, retries 1, backoff_s 0.05",
+        "gateway": f"`zooter serve --log_level warning --max_wait_ms {args.max_wait_ms:g} --num_threads N` "
+        "(max_batch 32; N: the router column's threads), upstreams with timeout_s 10, retries 1, backoff_s 0.05",
         "upstreams": f"a fake per candidate (this script, upstream mode), answers after {args.upstream_delay_ms:g} ms",
         "client": "this process: asyncio workers sharing one aiohttp session, keep-alive connections",
         "queries": "500 synthetic queries (zooter.table.synth, seed 123), in turn; 50 warm-up requests per router",

@@ -5,6 +5,11 @@
     zooter serve --ckpt_path C --upstreams configs/serve/upstreams.example.yaml [--calibration F ...]
                  [--host 0.0.0.0] [--port 8080] [--max_batch 32] [--max_wait_ms 2]
 
+``--num_threads`` (torch's threads for the router, default 1) trades robustness for speed: on 2 idle
+cores, 2 threads took MiniLM's ``/v1/route`` from 160 to 238 queries/s at concurrency 32
+(``benchmarks/results/serve_load.md``), but on 2 busy cores (load 2.6-4) they fought the event loop and
+the client for the cores and fell to 26 queries/s against 125 with 1 thread.
+
 The upstreams file is checked before anything heavy loads; the web stack (the ``serve`` extra) is
 imported after the arguments parse, and torch when the router loads, so ``--help`` and argument errors
 answer at once. SIGINT/SIGTERM stop accepting connections and finish the requests in flight (streams

@@ -39,6 +39,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,21 @@ if TYPE_CHECKING:
     from zooter.pipeline.scorers.base import Scorer
 
 Key = tuple[str, str]  # (query id, candidate)
+
+
+def _pending(
+    rows: list[dict[str, Any]], candidates: list[str], done: Mapping[Key, Any]
+) -> tuple[list[tuple[dict[str, Any], str, str]], int]:
+    """The (row, candidate, response) pairs still to score, and how many pairs have no response (null)."""
+    pending, missing = [], 0
+    for row in rows:
+        for candidate in candidates:
+            response = row["responses"].get(candidate)
+            if response is None:
+                missing += 1
+            elif (row["id"], candidate) not in done:
+                pending.append((row, candidate, response))
+    return pending, missing
 
 
 def rank_journal(out: Path, judge: str, rank: int) -> Path:
@@ -233,15 +249,8 @@ def _score_with(
     spec = _hash({"scorer": kind, **scorer.spec()})
     records, other_spec, dropped = _load_done(out, judge, spec)
     done = {key: Verdict(r["score"], r.get("reason", "")) for key, r in records.items()}
-    units: list[Unit] = []
-    missing_responses = 0
-    for row in rows:
-        for candidate in candidates:
-            response = row["responses"].get(candidate)
-            if response is None:
-                missing_responses += 1
-            elif (row["id"], candidate) not in done:
-                units.append(Unit(row["id"], candidate, row["query"], response, row))
+    pending, missing_responses = _pending(rows, candidates, done)
+    units = [Unit(row["id"], candidate, row["query"], response, row) for row, candidate, response in pending]
     total = len(rows) * len(candidates) - missing_responses
     print(
         f"zooter score: {len(rows)} queries x {len(candidates)} candidates, judge {judge!r} ({kind}: "
@@ -323,17 +332,9 @@ def _score_with_reward_model(
 
     records, other_spec, dropped = _load_done(out, judge, spec)
     done: dict[Key, float] = {key: record["score"] for key, record in records.items()}
-    keys: list[Key] = []
-    texts: list[tuple[str, str]] = []
-    missing_responses = 0
-    for row in rows:
-        for candidate in candidates:
-            response = row["responses"].get(candidate)
-            if response is None:
-                missing_responses += 1
-            elif (row["id"], candidate) not in done:
-                keys.append((row["id"], candidate))
-                texts.append((row["query"], response))
+    pending, missing_responses = _pending(rows, candidates, done)
+    keys: list[Key] = [(row["id"], candidate) for row, candidate, _ in pending]
+    texts = [(row["query"], response) for row, _, response in pending]
     print(
         f"zooter score: {len(rows)} queries x {len(candidates)} candidates, judge {judge!r}: "
         f"{len(done)} pairs already in the journal, {len(keys)} to score, {missing_responses} without a response"

@@ -30,9 +30,11 @@ sys.path.insert(0, str(REPO / "src"))
 
 import numpy as np  # noqa: E402
 
-from zooter.eval.cost_quality import upper_hull  # noqa: E402
+from zooter.eval.cost_quality import apgr, pair_curve, upper_hull  # noqa: E402
 from zooter.eval.cost_render import cell  # noqa: E402
-from zooter.eval.report import ReportOptions, write_report  # noqa: E402
+from zooter.eval.decisions import pair_scores  # noqa: E402
+from zooter.eval.report import ReportOptions, Run, write_report  # noqa: E402
+from zooter.table.splits import SplitSpec, load_splits  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 TABLES = {
@@ -44,6 +46,7 @@ TRAINED_COST_WEIGHTS = (0.0, 0.5, 1.0)  # data.cost_weight: λ in reward units, 
 SEEDS = (0, 1, 2)
 SYNTH_RUNS = REPO / "benchmarks" / "runs" / "cost_quality" / "synthetic"
 SHOWN = ("kNN", "tag-majority", "best single (BMA)", "random", "oracle")
+RESAMPLES = 2000  # bootstrap resamples of the test queries (APGR intervals)
 COLUMNS = ("cost", "quality", "aiq", "cost_to_match_bma", "apgr", "cpt50", "cpt80")
 
 
@@ -135,6 +138,34 @@ def trained_against_post_hoc(reports: dict[str, dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _apgr_of(rows: np.ndarray, scores: np.ndarray, weak_evals: np.ndarray, strong_evals: np.ndarray) -> float:
+    """APGR of the two-model rule on these rows (a bootstrap resample, or all of them)."""
+    shares, qualities = pair_curve(scores[rows], weak_evals[rows], strong_evals[rows])
+    return apgr(shares, qualities, float(weak_evals[rows].mean()), float(strong_evals[rows].mean()))
+
+
+def apgr_interval(runs: list[Path], report: dict[str, Any], seed: int = 0) -> tuple[float, float, float]:
+    """APGR − 0.5 (random mixing of the pair gives exactly 0.5) of one router over its folds, and its 95%
+    bootstrap interval: test queries resampled within each fold, APGR averaged over folds per resample."""
+    rng = np.random.default_rng(seed)
+    per_fold = []
+    for directory in runs:
+        run = Run.load(directory)
+        fold = int(run.data.get("fold") or 0)
+        pair = report["per_fold"][str(fold)]["cost_quality"]["pair"]
+        test = load_splits(SplitSpec.from_mapping(run.data))["test"]
+        evals, probs = test.judge(report["eval_judge"]), run.table_scores(test, probs=True)
+        weak, strong = test.candidates.index(pair["weak"]), test.candidates.index(pair["strong"])
+        judged = np.isfinite(evals[:, weak]) & np.isfinite(evals[:, strong])
+        scores, weak_evals, strong_evals = pair_scores(probs[judged], weak, strong), *evals[judged][:, [weak, strong]].T
+        n = len(scores)
+        samples = [_apgr_of(rng.integers(0, n, n), scores, weak_evals, strong_evals) for _ in range(RESAMPLES)]
+        per_fold.append((_apgr_of(np.arange(n), scores, weak_evals, strong_evals), np.array(samples)))
+    point = float(np.mean([p for p, _ in per_fold])) - 0.5
+    means = np.nanmean([s for _, s in per_fold], axis=0) - 0.5
+    return point, float(np.nanquantile(means, 0.025)), float(np.nanquantile(means, 0.975))
+
+
 def run_table(name: str, runs_root: Path) -> dict[str, Any]:
     cost_file, run_names = TABLES[name]
     runs = [runs_root / name / run / "predict" for run in run_names]
@@ -145,7 +176,10 @@ def run_table(name: str, runs_root: Path) -> dict[str, Any]:
     names = [r.replace("zooter-", "zooter ") for r in run_names] if name == "dcrouter" else ["zooter"] * len(runs)
     options = ReportOptions(out=str(RESULTS / "cost_quality" / name), names=names, costs=str(REPO / cost_file))
     out = keep_cost_outputs(write_report(runs, options))
-    return json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    groups = {n: [r for r, m in zip(runs, names, strict=True) if m == n] for n in dict.fromkeys(names)}
+    report["apgr_intervals"] = {n: apgr_interval(group, report) for n, group in groups.items()}
+    return report
 
 
 def summary(reports: dict[str, dict[str, Any]]) -> str:
@@ -181,6 +215,13 @@ def summary(reports: dict[str, dict[str, Any]]) -> str:
         for method in shown:
             stats = section["methods"][method]
             lines.append(f"| {method} | " + " | ".join(cell(stats.get(k), k) for k in COLUMNS) + " |")
+        for router, (point, low, high) in report.get("apgr_intervals", {}).items():
+            verdict = "above" if low > 0 else "below" if high < 0 else "not distinguishable from"
+            lines.append(
+                f"- {router}: APGR − 0.5 = {point:+.3f}, 95% bootstrap interval over test queries [{low:+.3f}, "
+                f"{high:+.3f}] ({RESAMPLES} resamples{', within folds' if len(report['folds']) > 1 else ''}): "
+                f"{verdict} random mixing of the pair."
+            )
         lines += ["", f"![{name}](cost_quality/{name}/cost_quality.png)", ""]
     return "\n".join(lines)
 

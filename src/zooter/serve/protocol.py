@@ -53,11 +53,16 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def chat_request(body: dict[str, Any]) -> ChatRequest:
-    """Check ``model``, ``messages`` (a non-empty list of objects with a string ``role``) and ``stream``."""
-    model = body.get("model")
+def _model(model: Any) -> str:
+    """The request's ``model`` string, refused unless a non-empty string."""
     if not isinstance(model, str) or not model:
         raise ApiError(400, f"'model' must be a non-empty string, got {model!r}", param="model")
+    return model
+
+
+def chat_request(body: dict[str, Any]) -> ChatRequest:
+    """Check ``model``, ``messages`` (a non-empty list of objects with a string ``role``) and ``stream``."""
+    model = _model(body.get("model"))
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, f"'messages' must be a non-empty list of messages, got {messages!r}", param="messages")
@@ -95,9 +100,7 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
 
 def route_request(body: dict[str, Any]) -> tuple[str, list[str]]:
     """``/v1/route``: ``{"queries": [text, ...], "model": "zooter[:rule]"}`` (``model`` optional) → (model, queries)."""
-    model = body.get("model", "zooter")
-    if not isinstance(model, str) or not model:
-        raise ApiError(400, f"'model' must be a non-empty string, got {model!r}", param="model")
+    model = _model(body.get("model", "zooter"))
     queries = body.get("queries")
     if not isinstance(queries, list) or not queries:
         raise ApiError(400, f"'queries' must be a non-empty list of texts, got {queries!r}", param="queries")

@@ -55,20 +55,25 @@ ORACLE = "oracle"
 MeanStd = Callable[[list[float]], dict[str, Any]]
 
 
+def check_pair_names(candidates: Sequence[str], weak: str | None, strong: str | None) -> None:
+    """Refuse a ``--weak``/``--strong`` that is not a candidate, or the same candidate twice."""
+    for role, name in (("weak", weak), ("strong", strong)):
+        if name is not None and name not in candidates:
+            raise ValueError(f"--{role} {name!r} is not a candidate: {list(candidates)}")
+    if weak is not None and weak == strong:
+        raise ValueError(f"--weak and --strong name the same candidate {weak!r}")
+
+
 def choose_pair(
     candidates: Sequence[str], costs: np.ndarray, train_evals: np.ndarray, weak: str | None, strong: str | None
 ) -> tuple[int, int] | None:
     """``(weak, strong)`` indices: the named ones, else the cheapest candidate
     (:func:`~zooter.eval.cost_quality.cheapest_candidate`, as ``zooter calibrate``) and the best single
     model on train; None when the defaults are the same candidate."""
-    for role, name in (("weak", weak), ("strong", strong)):
-        if name is not None and name not in candidates:
-            raise ValueError(f"--{role} {name!r} is not a candidate: {list(candidates)}")
+    check_pair_names(candidates, weak, strong)
     weak_index = candidates.index(weak or cheapest_candidate(costs, train_evals, candidates))
     strong_index = candidates.index(strong or best_single(train_evals, candidates))
-    if weak_index == strong_index:
-        if weak and strong:
-            raise ValueError(f"--weak and --strong name the same candidate {weak!r}")
+    if weak_index == strong_index:  # the defaults coincide (a named pair was checked above)
         return None
     return weak_index, strong_index
 

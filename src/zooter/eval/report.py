@@ -23,7 +23,7 @@ import yaml
 
 from zooter.data import targets
 from zooter.eval.cost import CostModel
-from zooter.eval.cost_report import CURVE_KEYS, aggregate_cost_quality, fold_cost_quality
+from zooter.eval.cost_report import CURVE_KEYS, aggregate_cost_quality, check_pair_names, fold_cost_quality
 from zooter.eval.functional import (
     best_single_scores,
     candidate_means,
@@ -205,6 +205,9 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
     train, val, test = tables["train"], tables["val"], tables["test"]
     eval_judge = spec.eval_judge
     evals, train_evals = test.judge(eval_judge), train.judge(eval_judge)
+    matrix = fold_costs(test, options.costs)  # before the baselines' work: a bad cost file or name fails at once
+    if matrix is not None:
+        check_pair_names(test.candidates, options.weak, options.strong)
 
     scores: dict[str, np.ndarray] = {name: run.table_scores(test) for name, run in runs.items()}
     scores["best single (BMA)"] = baselines.best_single(train_evals, len(test))
@@ -250,7 +253,6 @@ def evaluate_fold(runs: dict[str, Run], options: ReportOptions, embedder: Embedd
         candidates = {}
 
     cost_quality = None
-    matrix = fold_costs(test, options.costs)
     if matrix is not None:
         utilities = {
             name: runs[name].table_scores(test, probs=True) if name in runs else s for name, s in scores.items()
